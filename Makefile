@@ -1,0 +1,50 @@
+# Qinling: `make demo` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := .cache
+APT_PACKAGES := tshark tcpdump iproute2 libpcap0.8
+DEMO_DB := var/demo.sqlite
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: demo test venv apt bench lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-install when setup.cfg changes.
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Debian packages the sensor and the tests use; installed only when missing.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# Replays the bundled attack scenario into an embedded SQLite store and serves the console on it.
+demo: apt venv
+	@mkdir -p var
+	rm -f $(DEMO_DB)
+	$(BIN)/qinling replay pcaps/modbus/*.pcap --store sqlite:///$(DEMO_DB) --out var/demo-alerts.jsonl
+	@echo "Console: http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
+	$(BIN)/qinling console --store sqlite:///$(DEMO_DB) --host $(HOST) --port $(PORT)
+
+test: apt venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: apt venv
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

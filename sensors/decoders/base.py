@@ -1,0 +1,129 @@
+"""What every protocol decoder is given and returns. Decoders are pure: no I/O, no globals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipeline.schema import Anomaly, Endpoint, Event, EventInfo, Evidence, Network, Observer, Organization, Related
+
+
+class Direction(enum.IntEnum):
+    """Which side of the connection sent these bytes."""
+
+    TO_SERVER = 0  # from the originator (client/master): requests
+    TO_CLIENT = 1  # from the responder (server/slave/PLC): responses
+
+
+@dataclass(frozen=True, slots=True)
+class Conn:
+    """The connection as seen from its originator; identical for both directions."""
+
+    orig_ip: str
+    orig_port: int
+    resp_ip: str
+    resp_port: int
+    transport: str  # "tcp" | "udp"
+    community_id: str
+    orig_mac: str | None = None
+    resp_mac: str | None = None
+    vlan_id: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FrameMeta:
+    """The packet whose payload is being fed (for a PDU spanning segments: the one completing it)."""
+
+    frame: int  # 1-based frame number in the capture (or the live sensor's packet counter)
+    time: dt.datetime
+    conn: Conn
+    file_sha256: str | None = None
+    file: str | None = None
+    observer_id: str | None = None
+    organization_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """Result of parsing one PDU from the front of a buffer (Suricata's incomplete(consumed, needed))."""
+
+    consumed: int  # bytes used; 0 when incomplete
+    needed: int = 0  # when incomplete: how many more bytes are needed at least
+    pdu: object | None = None
+    anomaly: str | None = None  # from the decoder's fixed enum
+    anomaly_message: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class FlowDecoder(Protocol):
+    """One instance per connection; fed the reassembled, in-order bytes of each direction."""
+
+    def feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
+        """Every complete PDU in `data` (plus what was buffered) -> one event each. Never raises."""
+        ...
+
+    def close(self, meta: FrameMeta | None) -> list[Event]:
+        """Connection ended: events for what is still pending (e.g. requests never answered)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    name: str
+    default_ports: tuple[int, ...]
+    transport: str  # "tcp" | "udp"
+    flow: type  # class implementing FlowDecoder, constructed with no arguments
+
+
+def event_id(meta: FrameMeta, seq: int, kind: str = "") -> str:
+    """Deterministic id: the same capture decoded twice gives the same ids (idempotent store writes)."""
+    origin = (meta.file_sha256 or meta.observer_id or "live")[:16]
+    return f"{origin}-{meta.frame}-{kind}{seq}"
+
+
+def make_event(
+    meta: FrameMeta,
+    direction: Direction,
+    *,
+    dataset: str,
+    seq: int = 0,
+    action: str | None = None,
+    outcome: str | None = None,
+    duration: int | None = None,
+    message: str | None = None,
+    anomaly: Anomaly | None = None,
+    **protocol: object,
+) -> Event:
+    """The ECS envelope for one message sent in `direction` on `meta.conn`, with protocol fields.
+
+    `source` is the true sender of this message (a response's source is the server/PLC).
+    `protocol` is one keyword named for the protocol, e.g. `modbus=Modbus(...)`.
+    """
+    c = meta.conn
+    orig = direction is Direction.TO_SERVER
+    src = Endpoint(ip=c.orig_ip, port=c.orig_port, mac=c.orig_mac) if orig else Endpoint(ip=c.resp_ip, port=c.resp_port, mac=c.resp_mac)
+    dst = Endpoint(ip=c.resp_ip, port=c.resp_port, mac=c.resp_mac) if orig else Endpoint(ip=c.orig_ip, port=c.orig_port, mac=c.orig_mac)
+    return Event(
+        timestamp=meta.time,
+        event=EventInfo(kind="event", dataset=dataset, action=action, outcome=outcome, duration=duration, id=event_id(meta, seq)),  # type: ignore[arg-type]
+        message=message,
+        source=src,
+        destination=dst,
+        network=Network(
+            transport=c.transport,
+            protocol=dataset,
+            type="ipv6" if ":" in c.orig_ip else "ipv4",
+            community_id=c.community_id,
+            direction="request" if orig else "response",
+            is_orig=orig,
+            vlan_id=list(c.vlan_id) or None,
+        ),
+        observer=Observer(id=meta.observer_id) if meta.observer_id else None,
+        organization=Organization(id=meta.organization_id) if meta.organization_id else None,
+        evidence=Evidence(file_sha256=meta.file_sha256, file=meta.file, frame=meta.frame, sensor=meta.observer_id if meta.file_sha256 is None else None),
+        related=Related(ip=sorted({c.orig_ip, c.resp_ip})),
+        anomaly=anomaly,
+        **protocol,  # type: ignore[arg-type]
+    )

@@ -13,5 +13,12 @@ class StoreError(PipelineError):
     """The store could not write or query (database locked, node gone, bad query, ...)."""
 
 
+class QueryError(StoreError):
+    """The query itself is wrong (unknown field, bad page, bad value): the caller must change it.
+
+    Distinct from other StoreErrors so a web console can answer 400 rather than 503.
+    """
+
+
 class SettingsError(PipelineError):
     """A settings file or QINLING_* variable is invalid."""

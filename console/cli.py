@@ -1,0 +1,204 @@
+"""`qinling`: the command line, where the stages are wired together."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from pipeline import schema
+from pipeline.exceptions import PipelineError
+from pipeline.settings import Settings, load
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        k: getattr(args, k, None)
+        for k in ("store", "organization_id", "observer_id", "rules_dir", "lists_file", "language", "bus")
+    }
+    return load(getattr(args, "config", None), **overrides)
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[bytes] | None]:
+    """`-` is stdout; a file is written atomically-ish (kept when the job fails midway: nothing is lost)."""
+    if path is None:
+        yield None
+    elif path == "-":
+        yield sys.stdout.buffer
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            yield f
+
+
+def _check_captures(paths: Sequence[str]) -> list[str]:
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise SystemExit("qinling: no such capture file: " + ", ".join(missing))
+    return list(paths)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .jobs import Summary, decode_files
+
+    settings = _settings(args)
+    summary = Summary()
+    with _output(args.out or "-") as out:
+        assert out is not None
+        batch: list[schema.Event] = []
+        for ev in decode_files(_check_captures(args.pcaps), settings, summary, progress=args.progress and args.out not in (None, "-")):
+            batch.append(ev)
+            if len(batch) >= 1000:
+                out.write(schema.encode_many(batch))
+                batch = []
+        out.write(schema.encode_many(batch))
+    print(summary.table(), file=sys.stderr)
+    return 0 if not summary.warnings else 3
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .jobs import replay
+
+    settings = _settings(args)
+    store = None
+    if args.store_enabled:
+        from pipeline.store import open_store
+
+        store = open_store(settings.store)
+    try:
+        with _output(args.out) as out, _output(args.events_out) as events_out:
+            summary = replay(
+                _check_captures(args.pcaps),
+                settings,
+                out=out,
+                events_out=events_out,
+                store=store,
+                progress=args.progress,
+            )
+    finally:
+        if store is not None:
+            store.close()
+    print(summary.table(), file=sys.stderr)
+    return 0 if not summary.warnings else 3
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from .web import serve
+
+    settings = _settings(args)
+    serve(settings.store, host=args.host, port=args.port, language=settings.language)
+    return 0
+
+
+def cmd_sensor(args: argparse.Namespace) -> int:
+    from .jobs import live
+
+    settings = _settings(args)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    store = None
+    if args.store_enabled:
+        from pipeline.store import open_store
+
+        store = open_store(settings.store)
+    try:
+        with _output(args.out) as out:
+            summary = live(args.iface, args.bpf, settings, out=out, store=store, stop=stop, count=args.count, timeout=args.timeout)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if store is not None:
+            store.close()
+    print(summary.table(), file=sys.stderr)
+    return 0
+
+
+def cmd_rules_lint(args: argparse.Namespace) -> int:
+    from detection.rules.lint import lint
+
+    from .jobs import PACKAGE_ROOT
+
+    paths = args.paths or [str(PACKAGE_ROOT / "rules")]
+    errors = lint([Path(p) for p in paths])
+    for e in errors:
+        print(e, file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} problem(s)", file=sys.stderr)
+        return 1
+    print("rules OK", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qinling", description="Qinling industrial-internet security situational awareness")
+    p.add_argument("--config", help="settings TOML file (default: $QINLING_CONFIG); see docs/settings.md")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser, store: bool = True) -> None:
+        sp.add_argument("--org", dest="organization_id", help="enterprise id stamped on every event")
+        sp.add_argument("--observer", dest="observer_id", help="sensor id")
+        sp.add_argument("--rules", dest="rules_dir", help="rules folder (default: bundled rules/)")
+        sp.add_argument("--lists", dest="lists_file", help="named lists file (default: rules/lists.yml)")
+        if store:
+            sp.add_argument("--store", help="sqlite:///PATH or http://HOST:9200 (default: settings)")
+            sp.add_argument("--no-store", dest="store_enabled", action="store_false", help="write nothing to the store")
+
+    d = sub.add_parser("decode", help="decode captures into events (JSON lines)")
+    d.add_argument("pcaps", nargs="+", metavar="PCAP")
+    d.add_argument("--out", help="events file (default: stdout)")
+    d.add_argument("--no-progress", dest="progress", action="store_false")
+    common(d, store=False)
+    d.set_defaults(func=cmd_decode)
+
+    r = sub.add_parser("replay", help="decode captures, run detection, store and print alerts")
+    r.add_argument("pcaps", nargs="+", metavar="PCAP")
+    r.add_argument("--out", help="alerts file (JSON lines; - for stdout)")
+    r.add_argument("--events-out", help="also write decoded events here")
+    r.add_argument("--bus", help="embedded | kafka")
+    r.add_argument("--no-progress", dest="progress", action="store_false")
+    common(r)
+    r.set_defaults(func=cmd_replay)
+
+    c = sub.add_parser("console", help="serve the web console")
+    c.add_argument("--store", help="sqlite:///PATH or http://HOST:9200")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, default=5000)
+    c.add_argument("--lang", dest="language", choices=["zh-CN", "en"])
+    c.set_defaults(func=cmd_console)
+
+    s = sub.add_parser("sensor", help="capture live traffic from an interface")
+    s.add_argument("--iface", required=True)
+    s.add_argument("--bpf", help="capture filter, e.g. 'tcp port 502'")
+    s.add_argument("--out", help="alerts file (JSON lines; - for stdout)")
+    s.add_argument("--count", type=int, help="stop after N packets")
+    s.add_argument("--timeout", type=float, help="stop after N seconds")
+    common(s)
+    s.set_defaults(func=cmd_sensor)
+
+    ru = sub.add_parser("rules", help="rule tools")
+    rsub = ru.add_subparsers(dest="rules_command", required=True)
+    lint = rsub.add_parser("lint", help="check rule files; report every problem with file:line")
+    lint.add_argument("paths", nargs="*", help="rule files or folders (default: bundled rules/)")
+    lint.set_defaults(func=cmd_rules_lint)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PipelineError as e:
+        print(f"qinling: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Every bundled testbed scenario: an alert for each labeled attack step, none on labeled normal traffic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from console.jobs import replay
+from pipeline import schema
+from pipeline.bus import EmbeddedBus
+from pipeline.settings import Settings
+from pipeline.stages import ListSink
+
+from tests.scenarios import all_label_files, load
+
+LABELS = all_label_files()
+
+
+def test_there_are_bundled_scenarios() -> None:
+    assert LABELS, "pcaps/ holds no *.labels.yml: the testbed captures are missing"
+
+
+def _alerts(capture: Path) -> list[schema.Event]:
+    import io
+
+    buf = io.BytesIO()
+    summary = replay([capture], Settings(organization_id="test"), out=buf, bus=EmbeddedBus())
+    alerts = [schema.decode_event(line) for line in buf.getvalue().splitlines() if line]
+    assert summary.alerts == len(alerts)
+    return alerts
+
+
+@pytest.mark.parametrize("labels", LABELS, ids=[p.stem for p in LABELS])
+def test_scenario_alerts_match_labels(labels: Path) -> None:
+    sc = load(labels)
+    alerts = _alerts(sc.capture)
+    normal = sc.normal_frames
+    on_normal = [a for a in alerts if normal & set(a.evidence.frames or ())]  # type: ignore[union-attr]
+    assert not on_normal, "alerts on labeled normal traffic: " + "; ".join(
+        f"{a.rule.id} frames {a.evidence.frames}" for a in on_normal  # type: ignore[union-attr]
+    )
+    missed = []
+    for step in sc.steps:
+        if step.kind != "attack":
+            continue
+        hits = [a for a in alerts if step.frames & set(a.evidence.frames or ())]  # type: ignore[union-attr]
+        fired = {a.rule.id for a in hits if a.rule}
+        if not hits or not set(step.expect_rules) <= fired:
+            missed.append(f"{step.name}: expected {list(step.expect_rules) or 'any alert'}, got {sorted(fired)}")
+    assert not missed, "attack steps without their alert:\n" + "\n".join(missed)
+
+
+def test_replay_is_deterministic() -> None:
+    if not LABELS:
+        pytest.skip("no scenarios")
+    capture = load(LABELS[0]).capture
+    first, second = _alerts(capture), _alerts(capture)
+    assert [a.event.id for a in first] == [a.event.id for a in second]
+    assert first  # the attack scenario raises alerts at all

@@ -1,0 +1,213 @@
+"""Frame labels for a capture: which frames belong to which scenario step.
+
+A frame belongs to an attack step when it is TCP and one of its endpoints is a
+client (ip, port) that the step's host agent reported (``connect`` events).
+Every other frame (HMI/engineering polling, ARP, ...) is ``normal_polling``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .runner import REPO_ROOT
+
+NORMAL = "normal_polling"
+
+
+def compact_ranges(nums: list[int]) -> str:
+    """[1,2,3,7,9,10] -> "1-3,7,9-10" (input need not be sorted)."""
+    out: list[str] = []
+    nums = sorted(nums)
+    i = 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        out.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def expand_ranges(text: str) -> list[int]:
+    """Inverse of :func:`compact_ranges`."""
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def known_rule_ids(rules_dir: Path | None = None) -> dict[str, str]:
+    """rule id -> title, read from rules/modbus/*.yml (empty if none yet)."""
+    rules_dir = rules_dir or REPO_ROOT / "rules" / "modbus"
+    ids: dict[str, str] = {}
+    for path in sorted(rules_dir.glob("*.y*ml")):
+        try:
+            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except yaml.YAMLError:
+            continue
+        stack: list[Any] = docs
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                rid = node.get("id")
+                if isinstance(rid, str) and re.match(r"^qn-[a-z0-9]+-\d{4}$", rid):
+                    ids[rid] = str(node.get("title", node.get("name", "")))
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+    return ids
+
+
+def assign_frames(pcap: Path, steps: dict[str, dict[str, Any]],
+                  attacker_ips: set[str], port: int = 502) -> tuple[dict[str, list[int]], int, dict[str, Any]]:
+    """Frame numbers (1-based) per step name; plus the total and some stats."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.utils import PcapReader
+
+    owner: dict[tuple[str, int], str] = {}
+    for name, st in steps.items():
+        for ip, port in st["locals"]:
+            owner[(ip, int(port))] = name
+    frames: dict[str, list[int]] = {NORMAL: []}
+    for name in steps:
+        frames[name] = []
+    stats: dict[str, Any] = {"by_time_window": 0, "modbus_from": Counter()}
+    n = 0
+    with PcapReader(str(pcap)) as reader:
+        for n, pkt in enumerate(reader, start=1):
+            step = NORMAL
+            if IP in pkt and TCP in pkt:
+                ip, tcp = pkt[IP], pkt[TCP]
+                step = (owner.get((ip.src, int(tcp.sport)))
+                        or owner.get((ip.dst, int(tcp.dport)))
+                        or NORMAL)
+                if step == NORMAL and (ip.src in attacker_ips or ip.dst in attacker_ips):
+                    # A connection the agent did not report (should not happen):
+                    # fall back to the step whose time window holds the frame.
+                    t = float(pkt.time)
+                    for name, st in steps.items():
+                        if st["t_start"] is not None and st["t_start"] - 0.5 <= t <= st["t_end"] + 1.0:
+                            step = name
+                            stats["by_time_window"] += 1
+                            break
+                if len(tcp.payload) and port in (int(tcp.dport), int(tcp.sport)):
+                    stats["modbus_from"][ip.src] += 1
+            frames[step].append(n)
+    stats["modbus_from"] = dict(stats["modbus_from"])
+    return frames, n, stats
+
+
+def _observed(actions: list[dict[str, Any]]) -> str:
+    """One-line summary of what the PLC answered during a step."""
+    c: Counter[str] = Counter()
+    for a in actions:
+        if not a.get("ok"):
+            c["client error/timeout"] += 1
+            continue
+        res = a.get("result", {})
+        if "reply_hex" in res:
+            rep = bytes.fromhex(res["reply_hex"])
+            if not rep:
+                c["no reply"] += 1
+            elif len(rep) >= 9 and rep[7] & 0x80:
+                c[f"exception fc=0x{rep[7]:02x} code={rep[8]}"] += 1
+            elif len(rep) >= 8:
+                c[f"reply fc=0x{rep[7]:02x}"] += 1
+            else:
+                c["short reply"] += 1
+        elif res.get("fc") is None:
+            c["no response expected"] += 1
+        elif "exception_code" in res:
+            c[f"exception fc=0x{res['fc']:02x} code={res['exception_code']}"] += 1
+        else:
+            c[f"reply fc={res['fc']}"] += 1
+    return ", ".join(f"{k} x{v}" for k, v in sorted(c.items()))
+
+
+def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
+    sc = record["scenario"]
+    pcap: Path = record["pcap"]
+    attacker_ips = {record["hosts"][a["host"]] for a in sc["attacks"]}
+    attack_names = {a["name"] for a in sc["attacks"]}
+    attack_steps = {k: v for k, v in record["steps"].items() if k in attack_names}
+    frames, total, stats = assign_frames(pcap, attack_steps, attacker_ips, record["port"])
+    rules = known_rule_ids()
+    normal_items = [*sc["background"], *sc["normal_events"]]
+    steps_out: list[dict[str, Any]] = [{
+        "name": NORMAL,
+        "kind": "normal",
+        "frames": compact_ranges(frames[NORMAL]),
+        "frame_count": len(frames[NORMAL]),
+        "expect_rules": [],
+        "description": "Everything not in an attack step: "
+                       + "; ".join(f"{i['name']} ({i['host']} -> {i['target']})"
+                                   for i in normal_items)
+                       + "; plus ARP.",
+    }]
+    dropped: list[str] = []
+    for a in sc["attacks"]:
+        st = record["steps"].get(a["name"], {})
+        wanted = list(a.get("expect_rules", []))
+        expect = [r for r in wanted if r in rules]
+        dropped += [f"{a['name']}:{r}" for r in wanted if r not in rules]
+        conns = [f"{ip}:{port} -> {record['hosts'][a['target']]}:{record['port']}"
+                 for ip, port in st.get("locals", [])]
+        steps_out.append({
+            "name": a["name"],
+            "kind": "attack",
+            "frames": compact_ranges(frames.get(a["name"], [])),
+            "frame_count": len(frames.get(a["name"], [])),
+            "expect_rules": expect,
+            "description": " ".join(str(a.get("description", "")).split()),
+            "host": a["host"],
+            "target": a["target"],
+            "connections": conns,
+            "observed": _observed(st.get("actions", [])),
+        })
+    if dropped:
+        print(f"labels: expect_rules not found in rules/modbus: {dropped}", file=sys.stderr)
+    labelled = sum(s["frame_count"] for s in steps_out)
+    assert labelled == total, (labelled, total)
+    doc = {
+        "scenario": sc["name"],
+        "description": " ".join(str(sc.get("description", "")).split()),
+        "capture": pcap.name,
+        "sha256": sha256(pcap),
+        "frames_total": total,
+        "duration_s": round(record["t_end"] - record["t0"], 1) if record["t_end"] else None,
+        "link": "loopback fallback (lo, 127.10.1.x)" if record["fallback"]
+                else "bridge qnbr0 in a switch netns, one netns per host",
+        "port": record["port"],
+        "hosts": {role: {"ip": ip} for role, ip in record["hosts"].items()},
+        "modbus_payload_frames_by_src": dict(sorted(stats["modbus_from"].items())),
+        "frames_assigned_by_time_window": stats["by_time_window"],
+        "rule_pack_ids_known": sorted(rules),
+        "steps": steps_out,
+    }
+    out = out_dir / f"{sc['name']}.labels.yml"
+    header = ("# Generated by `python -m tests.testbed run " + sc["name"] + "`; do not edit.\n"
+              "# frames: 1-based frame numbers in the capture (as in Wireshark), compact ranges.\n"
+              "# Every frame belongs to exactly one step.\n")
+    with open(out, "w", encoding="utf-8") as fh:
+        fh.write(header)
+        yaml.safe_dump(doc, fh, sort_keys=False, width=100, allow_unicode=True)
+    return out

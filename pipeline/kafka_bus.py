@@ -1,0 +1,322 @@
+"""The bus on Apache Kafka (kafka-python). Every kafka-python call of the project lives in this module.
+
+    bus = KafkaBus("127.0.0.1:9092", partitions=6)
+    p = bus.producer(); p.send(TOPIC_EVENTS, value, key=flow_key); p.flush()
+    c = bus.consumer([TOPIC_EVENTS], group="store"); batch = c.poll(500, timeout=1.0); ...; c.commit()
+
+Semantics shared with `EmbeddedBus` (see `pipeline.bus`):
+
+* records with the same key land on the same partition, so their order is kept; across partitions
+  there is no global order (offsets are per partition: `Record.partition`, `Record.offset`);
+* `commit()` commits exactly the positions following the records `poll` returned (auto-commit is
+  off); a new consumer of the group starts there, so a crash before `commit` replays, never loses;
+* consumers of one group split the partitions; when a rebalance takes a partition away before its
+  records were committed, the new owner gets them again (at-least-once; writes are idempotent by
+  event id, so a replay is harmless).
+
+Kafka specifics: a consumer joins its group on its first `poll`, which therefore waits up to
+`join_timeout` seconds for a partition assignment whatever `timeout` says. After that, `poll(timeout=0)`
+returns only what has already been fetched; pass a small timeout (e.g. 0.5 s) when an empty batch
+is taken to mean "idle".
+
+Compression: lz4 when the `lz4` package is importable (fast, cheap on CPU), otherwise none;
+pass `compression="gzip"` (pure zlib, built in) to trade CPU for bytes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .bus import TOPIC_ALERTS, TOPIC_EVENTS, Bus, Consumer, Producer, Record
+from .exceptions import BusError
+
+try:
+    import kafka
+    from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+    from kafka.structs import OffsetAndMetadata
+except ImportError as e:  # pragma: no cover - kafka-python is an install requirement
+    raise BusError("the Kafka bus needs kafka-python: pip install 'kafka-python>=3,<4'") from e
+
+_START_HINT = "start one with `python -m pipeline.services up kafka`, or point QINLING_KAFKA_BOOTSTRAP at a reachable broker"
+
+
+def _unreachable(bootstrap: str, err: BaseException) -> BusError:
+    return BusError(f"no Kafka broker answered at {bootstrap} ({err}); {_START_HINT}")
+
+
+def default_compression() -> str | None:
+    return "lz4" if importlib.util.find_spec("lz4") else None
+
+
+class KafkaBus(Bus):
+    """Topics `events` and `alerts` on a Kafka cluster, created with `partitions` partitions when missing."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        partitions: int = 6,
+        client_id: str = "qinling",
+        *,
+        topics: Iterable[str] = (TOPIC_EVENTS, TOPIC_ALERTS),
+        replication_factor: int = 1,
+        compression: str | None = "auto",
+        linger_ms: int = 5,
+        batch_size: int = 256 * 1024,
+        connect_timeout: float = 10.0,
+        join_timeout: float = 30.0,
+    ) -> None:
+        if partitions < 1:
+            raise BusError(f"partitions must be >= 1, got {partitions}")
+        self.bootstrap = bootstrap
+        self.partitions = partitions
+        self.client_id = client_id
+        self.compression = default_compression() if compression == "auto" else compression
+        self.linger_ms = linger_ms
+        self.batch_size = batch_size
+        self.connect_timeout_ms = int(connect_timeout * 1000)
+        self.join_timeout = join_timeout
+        self._closing: list[Producer | Consumer] = []
+        self.ensure_topics(list(topics), partitions, replication_factor)
+
+    # ------------------------------------------------------------ admin
+    def _admin(self) -> KafkaAdminClient:
+        try:
+            return KafkaAdminClient(
+                bootstrap_servers=self.bootstrap,
+                client_id=f"{self.client_id}-admin",
+                bootstrap_timeout_ms=self.connect_timeout_ms,
+                request_timeout_ms=max(self.connect_timeout_ms, 15000),
+            )
+        except KafkaError as e:
+            raise _unreachable(self.bootstrap, e) from e
+
+    def ensure_topics(self, topics: Sequence[str], partitions: int, replication_factor: int = 1) -> None:
+        """Create the topics that do not exist yet (existing ones keep their partition count)."""
+        admin = self._admin()
+        try:
+            existing = set(admin.list_topics())
+            missing = [t for t in topics if t not in existing]
+            if missing:
+                try:
+                    admin.create_topics(
+                        [NewTopic(name=t, num_partitions=partitions, replication_factor=replication_factor) for t in missing],
+                        timeout_ms=30000,
+                    )
+                except TopicAlreadyExistsError:
+                    pass  # created concurrently by another process
+            self._wait_for_topics(admin, topics)
+        except KafkaError as e:
+            raise BusError(f"could not create topics {list(topics)} on {self.bootstrap}: {e}") from e
+        finally:
+            admin.close()
+
+    def _wait_for_topics(self, admin: KafkaAdminClient, topics: Sequence[str], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            desc = admin.describe_topics(list(topics))
+            ready = {d.get("name", d.get("topic")) for d in desc if not d.get("error_code") and d.get("partitions")}
+            if ready >= set(topics):
+                return
+            if time.monotonic() > deadline:
+                raise BusError(f"topics {sorted(set(topics) - ready)} did not become available on {self.bootstrap} within {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def partition_count(self, topic: str) -> int:
+        admin = self._admin()
+        try:
+            (d,) = admin.describe_topics([topic])
+            return len(d.get("partitions") or ())
+        except KafkaError as e:
+            raise BusError(f"could not describe topic {topic!r} on {self.bootstrap}: {e}") from e
+        finally:
+            admin.close()
+
+    # ------------------------------------------------------------ Bus
+    def producer(self) -> Producer:
+        p = _KafkaProducer(self)
+        self._closing.append(p)
+        return p
+
+    def consumer(self, topics: Sequence[str], group: str) -> Consumer:
+        c = _KafkaConsumer(self, list(topics), group)
+        self._closing.append(c)
+        return c
+
+    def close(self) -> None:
+        for x in reversed(self._closing):
+            try:
+                x.close()
+            except BusError:
+                pass
+        self._closing.clear()
+
+
+class _KafkaProducer(Producer):
+    def __init__(self, bus: KafkaBus) -> None:
+        self._bus = bus
+        try:
+            self._p = KafkaProducer(
+                bootstrap_servers=bus.bootstrap,
+                client_id=f"{bus.client_id}-producer",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=bus.linger_ms,
+                batch_size=bus.batch_size,
+                compression_type=bus.compression,
+                bootstrap_timeout_ms=bus.connect_timeout_ms,
+                max_block_ms=bus.connect_timeout_ms,  # how long send() may wait for metadata / buffer space
+                delivery_timeout_ms=60000,
+            )
+        except KafkaError as e:
+            raise _unreachable(bus.bootstrap, e) from e
+        self._lock = threading.Lock()
+        self._failed = 0
+        self._first_error: BaseException | None = None
+        self._closed = False
+
+    def _errback(self, exc: BaseException) -> None:
+        with self._lock:
+            self._failed += 1
+            if self._first_error is None:
+                self._first_error = exc
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        try:
+            self._p.send(topic, value=value, key=key).add_errback(self._errback)
+        except KafkaTimeoutError as e:
+            raise BusError(f"could not send to topic {topic!r} on {self._bus.bootstrap} (no metadata or buffer full): {e}; {_START_HINT}") from e
+        except KafkaError as e:
+            raise BusError(f"could not send to topic {topic!r} on {self._bus.bootstrap}: {e}") from e
+
+    def flush(self) -> None:
+        try:
+            self._p.flush(timeout=90)
+        except KafkaError as e:
+            raise BusError(f"flush to {self._bus.bootstrap} did not complete: {e}") from e
+        with self._lock:
+            failed, err = self._failed, self._first_error
+            self._failed, self._first_error = 0, None
+        if failed:
+            raise BusError(f"{failed} record(s) were not acknowledged by {self._bus.bootstrap} (first error: {err}); send them again")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush()
+        finally:
+            self._p.close(timeout=10)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: _KafkaConsumer) -> None:
+        self._owner = owner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        # Not committed yet: the partition's next owner replays those records (at-least-once).
+        gone = {(tp.topic, tp.partition) for tp in revoked}
+        for tp in revoked:
+            self._owner._returned.pop(tp, None)
+        self._owner._buffer = [r for r in self._owner._buffer if (r.topic, r.partition) not in gone]
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        pass
+
+
+class _KafkaConsumer(Consumer):
+    def __init__(self, bus: KafkaBus, topics: list[str], group: str) -> None:
+        self._bus, self._topics, self._group = bus, topics, group
+        self._returned: dict[TopicPartition, int] = {}  # next offset after the last record poll returned
+        self._buffer: list[Record] = []  # fetched, not yet returned by poll
+        try:
+            self._c = KafkaConsumer(
+                bootstrap_servers=bus.bootstrap,
+                client_id=f"{bus.client_id}-{group}",
+                group_id=group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                bootstrap_timeout_ms=bus.connect_timeout_ms,
+                session_timeout_ms=10000,
+                heartbeat_interval_ms=1000,
+                max_poll_interval_ms=300000,
+            )
+            self._c.subscribe(topics=topics, listener=_Listener(self))
+        except KafkaError as e:
+            raise _unreachable(bus.bootstrap, e) from e
+        self._joined = False
+        self._closed = False
+
+    def assignment(self) -> set[tuple[str, int]]:
+        """(topic, partition) pairs this consumer currently owns."""
+        return {(tp.topic, tp.partition) for tp in self._c.assignment()}
+
+    def wait_for_assignment(self, timeout: float | None = None) -> set[tuple[str, int]]:
+        """Poll until the group gave this consumer partitions; records fetched meanwhile wait for `poll`."""
+        limit = self._bus.join_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while not self._c.assignment():
+            if time.monotonic() > deadline:
+                raise BusError(
+                    f"consumer of group {self._group!r} got no partition of {self._topics} from {self._bus.bootstrap} "
+                    f"within {limit:.0f}s (more consumers than partitions, or the broker is unreachable)"
+                )
+            self._fetch(100, 500)
+        self._joined = True
+        return self.assignment()
+
+    def _fetch(self, timeout_ms: int, max_records: int) -> None:
+        try:
+            got = self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as e:
+            raise BusError(f"poll of {self._topics} (group {self._group!r}) on {self._bus.bootstrap} failed: {e}") from e
+        for recs in got.values():
+            self._buffer.extend(Record(r.topic, r.key, r.value, r.offset, r.partition) for r in recs)
+
+    def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Record]:
+        if max_records < 1:
+            return []
+        deadline = time.monotonic() + timeout
+        if not self._joined and not self._buffer:
+            self.wait_for_assignment()
+            deadline = time.monotonic() + timeout  # the caller's timeout starts once the consumer joined
+        while not self._buffer:
+            remaining = deadline - time.monotonic()
+            self._fetch(int(max(0.0, min(remaining, 1.0)) * 1000), max_records)
+            if remaining <= 0:
+                break
+        out, self._buffer = self._buffer[:max_records], self._buffer[max_records:]
+        for r in out:
+            self._returned[TopicPartition(r.topic, r.partition)] = r.offset + 1
+        return out
+
+    def commit(self) -> None:
+        if not self._returned:
+            return
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self._returned.items()}
+        try:
+            self._c.commit(offsets=offsets)
+        except KafkaError as e:
+            raise BusError(
+                f"commit of group {self._group!r} on {self._bus.bootstrap} failed: {e}; "
+                "the uncommitted records will be delivered again"
+            ) from e
+        self._returned.clear()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._c.close(autocommit=False)
+        except KafkaError as e:  # pragma: no cover - best effort
+            raise BusError(f"closing consumer of group {self._group!r}: {e}") from e
+
+
+__all__ = ["KafkaBus", "default_compression", "kafka"]

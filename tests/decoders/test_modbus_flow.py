@@ -145,7 +145,9 @@ def test_flooding_drops_oldest(driver: Driver) -> None:
     for i in range(ModbusFlow.MAX_PENDING + 3):
         tid = i.to_bytes(2, "big")
         flooded += [e for e in driver.req(tid + READ_HOLDING_REQ[2:]) if e.anomaly is not None]
-    assert len(flooded) == 3 and all(e.anomaly is not None and e.anomaly.code == "flooded" for e in flooded)
+    # reported once per episode, not once per extra request
+    assert len(flooded) == 1 and flooded[0].anomaly is not None and flooded[0].anomaly.code == "flooded"
+    assert flooded[0].evidence is not None and flooded[0].evidence.frame == ModbusFlow.MAX_PENDING + 1
     assert flow._npending == ModbusFlow.MAX_PENDING
     # The oldest (tid 0) was dropped, so its answer is unsolicited; tid 3 is still pending.
     assert kinds(driver.resp(bytes([0, 0]) + READ_HOLDING_RESP[2:]))[-1] == "anomaly:unsolicited_response"
@@ -159,9 +161,17 @@ def test_bad_protocol_id_then_resync(driver: Driver) -> None:
     assert a.event.action == "anomaly" and a.modbus is not None and a.modbus.protocol_id == 0x1234
 
 
+def test_oversize_length_is_decoded_and_flagged(driver: Driver) -> None:
+    body = bytes(253)
+    adu = bytes([0x00, 0x07, 0x00, 0x00,
+                 0x00, 0xFF,        # length 255: one over the spec's 254
+                 0x00, 0x5A]) + body  # unit 0, function 90 (UMAS block transfer), payload
+    assert kinds(driver.req(adu)) == ["request:90", "anomaly:invalid_length"]
+
+
 def test_bad_length_drops_segment_and_decodes_the_next(driver: Driver) -> None:
     bad = bytes([0x00, 0x01, 0x00, 0x00,
-                 0x01, 0x00,  # length 256 > 254
+                 0x01, 0x40,  # length 320: beyond any tolerance
                  0x11, 0x03, 0x00])
     assert kinds(driver.req(bad + READ_HOLDING_REQ)) == ["anomaly:invalid_length"]
     assert kinds(driver.req(READ_COILS_REQ)) == ["request:1"]

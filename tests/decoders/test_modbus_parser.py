@@ -512,7 +512,7 @@ def test_bad_protocol_id_with_plausible_length_consumes_declared_adu() -> None:
     assert isinstance(header, Modbus) and (header.protocol_id, header.function_code) == (7, 3)
 
 
-@pytest.mark.parametrize("length", [0, 1, 255, 0xFFFF])
+@pytest.mark.parametrize("length", [0, 1, 301, 0xFFFF])
 def test_bad_length_drops_the_buffer(length: int) -> None:
     bad = bytes([0x00, 0x01, 0x00, 0x00, length >> 8, length & 0xFF, 0x01, 0x03])
     p = parse(memoryview(bad + READ_HOLDING_REQ), REQ)

@@ -8,6 +8,9 @@ from typing import Final
 MBAP_LEN: Final = 7  # transaction id, protocol id, length, unit id
 MIN_LENGTH: Final = 2  # MBAP length counts unit id + function code at least
 MAX_LENGTH: Final = 254  # spec: ADU <= 260 bytes, so MBAP length <= 254
+# Real devices overshoot a little (Schneider UMAS block transfers declare 255): up to this length the
+# ADU is still decoded, flagged `invalid_length`; beyond it the length is taken for garbage.
+MAX_TOLERATED_LENGTH: Final = 300
 MAX_PENDING: Final = 500
 EXCEPTION_BIT: Final = 0x80
 

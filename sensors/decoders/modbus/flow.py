@@ -62,6 +62,7 @@ class ModbusFlow:
         self._pending: dict[tuple[int, int], deque[_Request]] = {}
         self._order: deque[_Request] = deque()  # every pending request, oldest first (lazy removal)
         self._npending = 0
+        self._flooded = False  # re-armed when the backlog falls below half of MAX_PENDING
         self._seq_frame = -1
         self._seq = 0
         self._last_meta: FrameMeta | None = None
@@ -75,6 +76,17 @@ class ModbusFlow:
             side = self._sides[direction]
             side.buf.clear()
             return [self._anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"decoder error: {type(exc).__name__}: {exc}", None)]
+
+    def gap(self, direction: Direction, nbytes: int, meta: FrameMeta) -> list[Event]:
+        """Bytes were lost in `direction`: drop the partial ADU they cut, keep pending requests."""
+        self._last_meta = meta
+        side = self._sides[direction]
+        out: list[Event] = []
+        if side.buf and not side.stopped:
+            out.append(self._anomaly(meta, direction, AnomalyCode.TRUNCATED_PDU, f"{nbytes} byte(s) lost in capture: dropped a partial ADU of {len(side.buf)} byte(s)", None))
+        side.buf.clear()
+        side.bad_headers = 0
+        return out
 
     def close(self, meta: FrameMeta | None) -> list[Event]:
         meta = meta or self._last_meta
@@ -169,7 +181,10 @@ class ModbusFlow:
         self._npending += 1
         if self._npending > self.MAX_PENDING:
             self._drop_oldest()
-            out.append(self._anomaly(meta, Direction.TO_SERVER, AnomalyCode.FLOODED, f"more than {self.MAX_PENDING} requests without a response: oldest dropped", _header(pdu)))
+            # Once per episode: a master that never gets answers would otherwise flag every request.
+            if not self._flooded:
+                self._flooded = True
+                out.append(self._anomaly(meta, Direction.TO_SERVER, AnomalyCode.FLOODED, f"more than {self.MAX_PENDING} requests without a response: oldest dropped", _header(pdu)))
 
     def _drop_oldest(self) -> None:
         while self._order:
@@ -196,6 +211,8 @@ class ModbusFlow:
             del self._pending[key]
         req.done = True
         self._npending -= 1
+        if self._flooded and self._npending < self.MAX_PENDING // 2:
+            self._flooded = False
         if len(self._order) > 4 * self.MAX_PENDING:  # keep the lazy order queue bounded
             self._order = deque(r for r in self._order if not r.done)
         return req

@@ -1,10 +1,10 @@
 """Modbus/TCP ADU parser: pure functions over bytes, one ADU from the front of a buffer; never raises.
 
 Framing and resync. The MBAP length is the only framing Modbus/TCP has, so it is trusted when it is
-plausible (2..254):
+plausible (2..254, tolerated up to 300 with an `invalid_length` anomaly: devices overshoot):
 - protocol id != 0 with a plausible length: the declared ADU is consumed and reported as
   `invalid_protocol_id` (no function decoding: it is probably not Modbus); decoding goes on after it.
-- length < 2 or > 254: there is no boundary to trust, so the whole buffer is consumed and reported
+- length < 2 or > 300: there is no boundary to trust, so the whole buffer is consumed and reported
   as `invalid_length` (or `invalid_protocol_id` when that is wrong too); the flow starts again at the
   next segment, which in practice is where senders start their ADUs.
 A body that does not fit its function's layout is still decoded as far as it goes, with its raw
@@ -29,6 +29,7 @@ from .constants import (
     EXCEPTION_NAMES,
     FC_UMAS,
     MAX_LENGTH,
+    MAX_TOLERATED_LENGTH,
     MBAP_LEN,
     MEI_DEVICE_ID,
     MIN_LENGTH,
@@ -399,7 +400,7 @@ def parse(data: memoryview | bytes, direction: Direction) -> Parsed:
     if n < 6:
         return Parsed(consumed=0, needed=MBAP_LEN + 1 - n)
     tid, pid, length = _HHH.unpack_from(data)
-    bad_len = length < MIN_LENGTH or length > MAX_LENGTH
+    bad_len = length < MIN_LENGTH or length > MAX_TOLERATED_LENGTH
     if pid != 0 or bad_len:
         code = AnomalyCode.INVALID_PROTOCOL_ID if pid != 0 else AnomalyCode.INVALID_LENGTH
         msg = f"MBAP protocol id {pid}, length {length}"
@@ -427,6 +428,8 @@ def parse(data: memoryview | bytes, direction: Direction) -> Parsed:
     body = bytes(data[8:total])
     o = _Body()
     f = o.f
+    if length > MAX_LENGTH:
+        o.bad(AnomalyCode.INVALID_LENGTH, f"MBAP length {length} > {MAX_LENGTH} (ADU over 260 bytes)")
     request = direction is Direction.TO_SERVER
     fc = raw_fc
     if request:

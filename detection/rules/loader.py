@@ -100,9 +100,13 @@ def _lists_paths(default_lists: PathArg | None, site_lists: PathArg | None) -> l
     out: list[PathArg] = []
     if default_lists is not None:
         out.append(default_lists)
-    if site_lists is not None:
+    if site_lists is not None and (default_lists is None or not _same_file(site_lists, default_lists)):
         out.append(site_lists)
     return out
+
+
+def _same_file(a: PathArg, b: PathArg) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
 
 
 # ---------------------------------------------------------------- schema
@@ -227,8 +231,8 @@ def _dur(text: str) -> float:
 
 def check_rules(
     paths: PathArg | Iterable[PathArg] | None = None,
-    *,
     site_lists: PathArg | None = None,
+    *,
     default_lists: PathArg | None = DEFAULT_LISTS,
     techniques: Mapping[str, str] | None = None,
 ) -> tuple[RuleSet | None, list[RuleError]]:
@@ -275,8 +279,8 @@ def check_rules(
 
 def load_rules(
     paths: PathArg | Iterable[PathArg] | None = None,
-    *,
     site_lists: PathArg | None = None,
+    *,
     default_lists: PathArg | None = DEFAULT_LISTS,
     techniques: Mapping[str, str] | None = None,
 ) -> RuleSet:

@@ -102,6 +102,8 @@ def read_yaml(path: str | os.PathLike[str], errors: list[RuleError], *, what: st
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else 0
         problem = " ".join(p for p in (e.context, e.problem) if p)
+        if e.context_mark is not None and mark is not None and e.context_mark.line != mark.line:
+            problem += f" (opened at line {e.context_mark.line + 1})"
         errors.append(RuleError(spath, line, f"not valid YAML: {problem}"))
         return None
     except yaml.YAMLError as e:

@@ -79,7 +79,9 @@ _TEXT_FIELDS: dict[str, tuple[str, ...]] = {
 
 _DICT_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 
-Kind = Literal["scalar", "bool", "datetime", "array", "dict", "struct"]
+# "element": a single-valued field inside the structs of an array (`modbus.file_records.file_number`);
+# it matches when any element's field does. "nested": an array inside such elements (not queryable).
+Kind = Literal["scalar", "bool", "datetime", "array", "dict", "struct", "element", "nested"]
 
 
 # ---------------------------------------------------------------- fields of the schema
@@ -106,19 +108,35 @@ def _classify(t: mi.Type) -> tuple[Kind, mi.Type]:
 def _field_kinds(root: type) -> dict[str, Kind]:
     out: dict[str, Kind] = {}
 
-    def walk(t: mi.StructType, prefix: str) -> None:
+    def walk(t: mi.StructType, prefix: str, in_array: bool) -> None:
         for f in t.fields:
             path = prefix + f.encode_name
             kind, inner = _classify(f.type)
-            out[path] = kind
-            if kind == "struct":
-                assert isinstance(inner, mi.StructType)
-                walk(inner, path + ".")
+            if in_array:
+                out[path] = "nested" if kind in ("array", "dict") else ("struct" if kind == "struct" else "element")
+            else:
+                out[path] = kind
+            if isinstance(inner, mi.StructType):
+                walk(inner, path + ".", in_array)
+            elif kind == "array" and isinstance(inner, mi.ListType):
+                item = _classify(inner.item_type)[1]
+                if isinstance(item, mi.StructType):
+                    walk(item, path + ".", True)
 
     info = mi.type_info(root)
     assert isinstance(info, mi.StructType)
-    walk(info, "")
+    walk(info, "", False)
     return out
+
+
+def _array_parent(table: str, name: str) -> str:
+    """The array a field of kind "element" lives in: `modbus.file_records.file_number` -> `modbus.file_records`."""
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:i])
+        if _KINDS[table].get(head) == "array":
+            return head
+    raise AssertionError(name)
 
 
 _KINDS: dict[str, dict[str, Kind]] = {"events": _field_kinds(Event), "assets": _field_kinds(Asset)}
@@ -135,7 +153,8 @@ class _Field:
     name: str
     kind: Kind
     column: str | None  # a real column to use instead of json_extract
-    path: str  # JSON path, bound as a parameter
+    path: str  # JSON path, bound as a parameter (for "element": the array's path)
+    sub: str = ""  # for "element": the path inside each array element
 
 
 def _field(table: str, name: str, *, purpose: str) -> _Field:
@@ -149,6 +168,11 @@ def _field(table: str, name: str, *, purpose: str) -> _Field:
         return _Field(name, "datetime", "ts", _json_path(name))
     if name in ("event.id" if table != "assets" else "id",):
         return _Field(name, "scalar", "id", _json_path(name))
+    if kinds.get(name) == "nested":
+        raise QueryError(f"{purpose}: {name!r} is a list inside a list; query one of its parents instead")
+    if kinds.get(name) == "element":
+        parent = _array_parent(table, name)
+        return _Field(name, "element", None, _json_path(parent), _json_path(name[len(parent) + 1 :]))
     if name in kinds:
         gen = _GENERATED[table].get(name)
         return _Field(name, kinds[name], gen[0] if gen else None, _json_path(name))
@@ -326,7 +350,13 @@ class SQLiteStore(Store):
             raise QueryError(f"count_by: top must be a positive integer, got {top!r}")
         f = _field(table, field, purpose="count_by")
         where, params = self._where(table, query)
-        if f.kind == "array":
+        if f.kind == "element":
+            sql = (
+                f"SELECT json_extract(j.value, ?) AS v, COUNT(*) AS n FROM {table} AS t, json_each(t.doc, ?) AS j"
+                f" WHERE {where} AND v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT ?"
+            )
+            params = [f.sub, f.path, *params, top]
+        elif f.kind == "array":
             sql = (
                 f"SELECT j.value AS v, COUNT(*) AS n FROM {table} AS t, json_each(t.doc, ?) AS j"
                 f" WHERE {where} GROUP BY v ORDER BY n DESC, v LIMIT ?"
@@ -426,6 +456,15 @@ class SQLiteStore(Store):
             raise QueryError(f"filter {f.name}: {len(values)} values; at most {MAX_ANY_OF}")
         if not values:
             return "0", []  # any of nothing
+        if f.kind == "element":
+            if None in values:
+                raise QueryError(f"filter {f.name}: None is not supported inside lists")
+            sql_values = [_sql_value(f, v) for v in values]
+            marks = ",".join("?" * len(sql_values))
+            return (
+                f"EXISTS (SELECT 1 FROM json_each(t.doc, ?) AS e WHERE json_extract(e.value, ?) IN ({marks}))",
+                [f.path, f.sub, *sql_values],
+            )
         if f.kind == "array":
             if values == [None]:
                 return "coalesce(json_array_length(t.doc, ?), 0) = 0", [f.path]
@@ -453,7 +492,7 @@ class SQLiteStore(Store):
 
     def _order(self, table: str, q: Query) -> tuple[str, list[Any]]:
         f = _field(table, q.sort, purpose="sort")
-        if f.kind in ("struct", "dict", "array"):
+        if f.kind in ("struct", "dict", "array", "element"):
             raise QueryError(f"sort: cannot sort on {q.sort!r} (an object or a list); sort on a single-valued field")
         expr, params = self._expr(f)
         direction = "DESC" if q.descending else "ASC"

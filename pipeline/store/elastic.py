@@ -1,0 +1,660 @@
+"""The Elasticsearch store: daily event and alert indices, one asset index, ECS-typed mappings.
+
+    store = ElasticStore("http://127.0.0.1:9200")         # prefix "qinling"
+    store.write(events); store.flush(); store.search("alerts", Query(...))
+
+Indices: `<prefix>-events-YYYY.MM.DD`, `<prefix>-alerts-YYYY.MM.DD` (by the UTC day of @timestamp)
+and `<prefix>-assets`. Composable index templates give them explicit mappings generated from the
+msgspec schema (`pipeline.schema`): `ip` for every `*.ip` (with a `keyword` sub-field), `keyword`
+for ids, names and codes, `date_nanos` for @timestamp / `last_seen` (the range fields, so microsecond
+times compare exactly as in SQLite), `date` for other times, `long`/`double`/`boolean` for the rest,
+`text` + `keyword` for `message`. The root mapping is `strict`: a field the schema does not know is
+a write error, not a silent new mapping; only the free-form maps (`labels`,
+`modbus.device_id.objects`) take new keys, as keywords.
+
+Behaviour mirrors `SQLiteStore` (the contract tests in tests/integration/test_store_contract.py
+compare both answer for answer):
+
+* writes are idempotent by `event.id` (or the SHA-256 of the document when it has none): the id is
+  the Elasticsearch `_id`, and an event always lands in the index of its own day;
+* ips are filtered, sorted, counted and text-searched through their keyword sub-field, so a bad IP
+  literal matches nothing (as in SQLite) instead of failing, and ordering is the string order;
+* ties in sort order are broken by document id; documents missing the sort field come last;
+* `count_by` orders by count descending then value ascending; a single shard per index keeps the
+  terms aggregation exact per index (`shard_size` is raised for daily indices spanning many days);
+* pages beyond `index.max_result_window` (10 000 hits) are reached with `search_after`.
+
+Writes are not visible to searches until `flush()` (an index refresh) or the 1 s refresh interval;
+pass `refresh_on_write=True` for read-your-writes at a throughput cost.
+
+The integ-test distribution has no ingest pipelines, painless, ILM or data streams; this module uses
+none: enrichment happens in Python, retention deletes whole daily indices
+(`delete_indices_older_than`). Aggregations used: `terms`, `date_histogram` (both in the server).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import msgspec
+import msgspec.inspect as mi
+
+from .. import schema
+from ..exceptions import QueryError, StoreError
+from ..schema import Asset, Event
+from .base import Index, Page, Query, Store
+
+try:
+    from elasticsearch import ApiError, Elasticsearch, TransportError
+    from elasticsearch import ConnectionError as ESConnectionError
+except ImportError as e:  # pragma: no cover - an install requirement
+    raise StoreError("the Elasticsearch store needs the client: pip install 'elasticsearch>=8.19,<9'") from e
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+MAX_PAGE_SIZE = 10_000
+MAX_ANY_OF = 5_000
+MAX_RESULT_WINDOW = 10_000  # the index default; deeper pages use search_after
+ID_FIELD = "qinling_doc_id"  # the document id as a keyword (sorting on _id is disabled in 8.x)
+_DICT_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
+_START_HINT = "start it with `python -m pipeline.services up elasticsearch`, or point the store URL at a reachable node"
+
+_TEXT_FIELDS: dict[str, tuple[str, ...]] = {
+    "events": ("message", "rule.name", "rule.id", "source.ip", "destination.ip", "related.ip"),
+    "alerts": ("message", "rule.name", "rule.id", "source.ip", "destination.ip", "related.ip"),
+    "assets": ("id", "ip", "mac", "vendor", "product", "revision"),
+}
+_NANOS_FIELDS = {"@timestamp", "last_seen"}
+
+Kind = Literal["keyword", "text", "ip", "long", "double", "boolean", "date", "array", "dict", "struct"]
+
+
+# ---------------------------------------------------------------- mappings from the schema
+
+
+def _unwrap(t: mi.Type) -> tuple[mi.Type, bool]:
+    """(inner type, is_array) with Optional removed."""
+    if isinstance(t, mi.UnionType):
+        rest = [x for x in t.types if not isinstance(x, mi.NoneType)]
+        if len(rest) == 1:
+            t = rest[0]
+    if isinstance(t, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+        inner, _ = _unwrap(t.item_type)
+        return inner, True
+    return t, False
+
+
+def _leaf_type(t: mi.Type, path: str) -> str:
+    name = path.rsplit(".", 1)[-1]
+    if isinstance(t, mi.StrType) or isinstance(t, mi.LiteralType):
+        if name == "ip":
+            return "ip"
+        if path == "message":
+            return "text"
+        return "keyword"
+    if isinstance(t, mi.BoolType):
+        return "boolean"
+    if isinstance(t, mi.IntType):
+        return "long"
+    if isinstance(t, mi.FloatType):
+        return "double"
+    if isinstance(t, mi.DateTimeType):
+        return "date_nanos" if path in _NANOS_FIELDS else "date"
+    return "keyword"
+
+
+def _mapping(root: type) -> tuple[dict[str, Any], dict[str, str]]:
+    """(properties, kinds): the ES properties of `root` and the kind of every dotted field."""
+    kinds: dict[str, str] = {}
+
+    def walk(st: mi.StructType, prefix: str) -> dict[str, Any]:
+        props: dict[str, Any] = {}
+        for f in st.fields:
+            path = prefix + f.encode_name
+            inner, is_array = _unwrap(f.type)
+            if isinstance(inner, mi.StructType):
+                kinds[path] = "array" if is_array else "struct"
+                props[f.encode_name] = {"type": "object", "properties": walk(inner, path + ".")}
+                continue
+            if isinstance(inner, mi.DictType):
+                kinds[path] = "dict"
+                props[f.encode_name] = {"type": "object", "dynamic": True}
+                continue
+            es_type = _leaf_type(inner, path)
+            kinds[path] = "array" if is_array else es_type
+            if es_type == "ip":
+                props[f.encode_name] = {"type": "ip", "fields": {"keyword": {"type": "keyword"}}}
+            elif es_type == "text":
+                props[f.encode_name] = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 8191}}}
+            elif es_type == "keyword":
+                props[f.encode_name] = {"type": "keyword", "ignore_above": 8191}
+            else:
+                props[f.encode_name] = {"type": es_type}
+            if is_array:
+                kinds[path + "[]"] = es_type
+        return props
+
+    info = mi.type_info(root)
+    assert isinstance(info, mi.StructType)
+    props = walk(info, "")
+    props[ID_FIELD] = {"type": "keyword"}
+    return props, kinds
+
+
+_EVENT_PROPS, _EVENT_KINDS = _mapping(Event)
+_ASSET_PROPS, _ASSET_KINDS = _mapping(Asset)
+_KINDS = {"events": _EVENT_KINDS, "alerts": _EVENT_KINDS, "assets": _ASSET_KINDS}
+
+
+def mappings(index: str) -> dict[str, Any]:
+    return {
+        "dynamic": "strict",
+        "date_detection": False,
+        "numeric_detection": False,
+        "dynamic_templates": [
+            # only the free-form maps (dynamic: true) ever add fields: their values are keywords
+            {"map_strings": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 8191}}},
+        ],
+        "properties": _ASSET_PROPS if index == "assets" else _EVENT_PROPS,
+    }
+
+
+# ---------------------------------------------------------------- field resolution
+
+
+class _Field:
+    __slots__ = ("name", "kind", "es", "elem")
+
+    def __init__(self, name: str, kind: str, es: str, elem: str | None = None) -> None:
+        self.name, self.kind, self.es, self.elem = name, kind, es, elem
+
+
+def _field(index: str, name: str, *, purpose: str) -> _Field:
+    if not isinstance(name, str):
+        raise QueryError(f"{purpose}: field names are strings, got {name!r}")
+    kinds = _KINDS[index]
+    if name == "@timestamp" and index == "assets":
+        name = "last_seen"
+    if name in kinds:
+        kind = kinds[name]
+        elem = kinds.get(name + "[]")
+        es_kind = elem or kind
+        es = name + ".keyword" if es_kind in ("ip", "text") else name
+        return _Field(name, kind, es, elem)
+    head, _, key = name.rpartition(".")
+    if head and kinds.get(head) == "dict" and _DICT_KEY.match(key):
+        return _Field(name, "keyword", name)
+    close = sorted(k for k in kinds if not k.endswith("[]") and k.split(".")[-1] == name.split(".")[-1])
+    hint = f"; did you mean {', '.join(close[:5])}?" if close else ""
+    raise QueryError(f"{purpose}: unknown field {name!r} in the {index} index{hint}")
+
+
+def _utc(d: dt.datetime) -> dt.datetime:
+    return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
+
+
+def _iso(d: dt.datetime) -> str:
+    return _utc(d).isoformat().replace("+00:00", "Z")
+
+
+def _time_value(field: str, v: Any) -> str:
+    if isinstance(v, dt.datetime):
+        return _iso(v)
+    if isinstance(v, str):
+        try:
+            return _iso(dt.datetime.fromisoformat(v.replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return _iso(dt.datetime.fromtimestamp(v, UTC))
+    raise QueryError(f"filter {field}: {v!r} is not a time (give a datetime or an ISO 8601 string)")
+
+
+def _es_value(f: _Field, v: Any) -> Any:
+    kind = f.elem or f.kind
+    if kind in ("date", "date_nanos"):
+        return _time_value(f.name, v)
+    if isinstance(v, dt.datetime):
+        return _iso(v)
+    if isinstance(v, (str, int, float, bool)):
+        return v
+    raise QueryError(f"filter {f.name}: unsupported value {v!r} ({type(v).__name__}); use str, int, float, bool or datetime")
+
+
+def _wildcard_escape(s: str) -> str:
+    return re.sub(r"([\\*?])", r"\\\1", s)
+
+
+def _day(d: dt.datetime) -> str:
+    return _utc(d).strftime("%Y.%m.%d")
+
+
+# ---------------------------------------------------------------- the store
+
+
+class ElasticStore(Store):
+    """`ElasticStore("http://127.0.0.1:9200", prefix="qinling")`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "qinling",
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff: float = 0.5,
+        refresh_on_write: bool = False,
+        client: Elasticsearch | None = None,
+    ) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", prefix):
+            raise StoreError(f"index prefix {prefix!r}: use lowercase letters, digits, - and _")
+        self.url = url
+        self.prefix = prefix
+        self.retries = retries
+        self.backoff = backoff
+        self.refresh_on_write = refresh_on_write
+        self.es = client or Elasticsearch(url, request_timeout=timeout, max_retries=0, retry_on_timeout=False)
+        # GET / (info) is in modules/rest-root, which the integ-test zip lacks: probe with cluster health
+        self._retry(lambda: self.es.cluster.health(), "connect")
+        self.install_templates()
+
+    def __repr__(self) -> str:
+        return f"ElasticStore({self.url!r}, prefix={self.prefix!r})"
+
+    def __enter__(self) -> ElasticStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------- plumbing
+
+    def pattern(self, index: str) -> str:
+        return f"{self.prefix}-assets" if index == "assets" else f"{self.prefix}-{index}-*"
+
+    def index_name(self, index: str, when: dt.datetime | None = None) -> str:
+        if index == "assets":
+            return f"{self.prefix}-assets"
+        assert when is not None
+        return f"{self.prefix}-{index}-{_day(when)}"
+
+    def _retry(self, call: Any, what: str) -> Any:
+        """Run `call`, retrying connection errors and 429/503 with exponential backoff."""
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                return call()
+            except ESConnectionError as e:  # includes timeouts
+                err: Exception = e
+            except ApiError as e:
+                if e.meta.status not in (429, 502, 503, 504):
+                    if e.meta.status == 400:
+                        raise QueryError(f"{what}: Elasticsearch at {self.url} rejected the request: {_reason(e)}") from e
+                    raise StoreError(f"{what}: Elasticsearch at {self.url} answered {e.meta.status}: {_reason(e)}") from e
+                err = e
+            except TransportError as e:
+                err = e
+            if attempt < self.retries:
+                log.warning("%s: %s; retrying in %.1fs", what, err, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        raise StoreError(f"{what}: Elasticsearch at {self.url} unreachable after {self.retries + 1} attempts ({err}); {_START_HINT}") from err
+
+    def install_templates(self) -> None:
+        for index in ("events", "alerts", "assets"):
+            name = f"{self.prefix}-{index}"
+            body = {
+                "index_patterns": [self.pattern(index)],
+                "priority": 200,
+                "template": {
+                    "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
+                    "mappings": mappings(index),
+                },
+                "_meta": {"managed_by": "qinling", "schema": "pipeline.schema"},
+            }
+            self._retry(lambda n=name, b=body: self.es.indices.put_index_template(name=n, **b), f"install template {name}")
+
+    # ---------------------------------------------------------- writes
+
+    def _bulk(self, docs: list[tuple[str, str, dict[str, Any]]], what: str) -> None:
+        """Index (index, id, source) documents; retry failed items; raise StoreError with the count left."""
+        pending = docs
+        delay = self.backoff
+        last_error = ""
+        for attempt in range(self.retries + 1):
+            ops: list[dict[str, Any]] = []
+            for index, doc_id, src in pending:
+                ops.append({"index": {"_index": index, "_id": doc_id}})
+                ops.append(src)
+            try:
+                resp = self.es.bulk(operations=ops, refresh=self.refresh_on_write)
+            except (ESConnectionError, TransportError) as e:
+                last_error = str(e)
+                retry = pending
+            except ApiError as e:
+                if e.meta.status not in (429, 502, 503, 504):
+                    raise StoreError(f"{what}: {len(pending)} document(s) not written to {self.url}: {_reason(e)}") from e
+                last_error = _reason(e)
+                retry = pending
+            else:
+                retry, fatal = [], []
+                if resp.get("errors"):
+                    for doc, item in zip(pending, resp["items"]):
+                        res = item.get("index", {})
+                        status = res.get("status", 500)
+                        if status >= 300:
+                            (retry if status in (429, 502, 503, 504) else fatal).append((doc, res.get("error")))
+                if fatal:
+                    (doc, err), n = fatal[0], len(fatal)
+                    raise StoreError(
+                        f"{what}: {n} of {len(pending)} document(s) rejected by {self.url} "
+                        f"(first: {doc[0]}/{doc[1]}: {_short(err)}); fix the document or the mapping"
+                    )
+                if retry:
+                    last_error = _short(retry[0][1])
+                    retry = [d for d, _ in retry]
+            if not retry:
+                return
+            pending = retry
+            if attempt < self.retries:
+                log.warning("%s: %d document(s) not written (%s); retrying in %.1fs", what, len(pending), last_error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        raise StoreError(
+            f"{what}: {len(pending)} of {len(docs)} document(s) not written to Elasticsearch at {self.url} after "
+            f"{self.retries + 1} attempts ({last_error}); keep the batch and retry later, or {_START_HINT}"
+        )
+
+    def write(self, events: Sequence[Event]) -> None:
+        docs: list[tuple[str, str, dict[str, Any]]] = []
+        for ev in events:
+            src = schema.to_dict(ev)
+            doc_id = ev.event.id or "sha256:" + hashlib.sha256(schema.encode(ev)).hexdigest()
+            src[ID_FIELD] = doc_id
+            index = "alerts" if ev.event.kind == "alert" else "events"
+            docs.append((self.index_name(index, ev.timestamp), doc_id, src))
+        if docs:
+            self._bulk(docs, "write")
+
+    def write_assets(self, assets: Sequence[Asset]) -> None:
+        docs = []
+        for a in assets:
+            src = schema.to_dict(a)
+            src[ID_FIELD] = a.id
+            docs.append((self.index_name("assets"), a.id, src))
+        if docs:
+            self._bulk(docs, "write_assets")
+
+    def flush(self) -> None:
+        pattern = ",".join(self.pattern(i) for i in ("events", "alerts", "assets"))
+        self._retry(lambda: self.es.indices.refresh(index=pattern, ignore_unavailable=True, allow_no_indices=True), "refresh")
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        except StoreError:
+            pass
+        self.es.close()
+
+    # ---------------------------------------------------------- reads
+
+    def _search_raw(self, index: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+        return self._retry(  # type: ignore[no-any-return]
+            lambda: self.es.search(
+                index=self.pattern(index), ignore_unavailable=True, allow_no_indices=True, **body
+            ).body,
+            what,
+        )
+
+    def search(self, index: Literal["events", "alerts"], query: Query) -> Page[Event]:
+        self._check_index(index, ("events", "alerts"))
+        hits, total = self._search(index, query)
+        return Page([schema.from_dict(h) for h in hits], total, query.page, query.size)
+
+    def search_assets(self, query: Query) -> Page[Asset]:
+        hits, total = self._search("assets", query)
+        return Page([msgspec.convert(h, Asset, strict=False) for h in hits], total, query.page, query.size)
+
+    def get(self, index: Literal["events", "alerts"], doc_id: str) -> Event | None:
+        found = self.get_many(index, [doc_id])
+        return found[0] if found else None
+
+    def get_many(self, index: Literal["events", "alerts"], doc_ids: Sequence[str]) -> list[Event]:
+        """The documents found, in the order of `doc_ids` (missing ids skipped, duplicates once)."""
+        self._check_index(index, ("events", "alerts"))
+        wanted = list(dict.fromkeys(doc_ids))
+        docs: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(wanted), 1000):
+            chunk = wanted[i : i + 1000]
+            r = self._search_raw(
+                index,
+                {"query": {"ids": {"values": chunk}}, "size": len(chunk), "_source": {"excludes": [ID_FIELD]}},
+                "get_many",
+            )
+            for h in r["hits"]["hits"]:
+                docs[h["_id"]] = h["_source"]
+        return [schema.from_dict(docs[i]) for i in wanted if i in docs]
+
+    def count_by(self, index: Index, field: str, query: Query, top: int = 10) -> list[tuple[Any, int]]:
+        self._check_index(index, ("events", "alerts", "assets"))
+        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+            raise QueryError(f"count_by: top must be a positive integer, got {top!r}")
+        f = _field(index, field, purpose="count_by")
+        if f.kind in ("struct", "dict") or (f.kind == "array" and f.elem is None):
+            raise QueryError(f"count_by: {field!r} is an object; count by one of its fields")
+        body = {
+            "query": self._query(index, query),
+            "size": 0,
+            "track_total_hits": False,
+            "aggs": {
+                "by": {
+                    "terms": {
+                        "field": f.es,
+                        "size": top,
+                        "shard_size": max(top * 20, 1000),
+                        "order": [{"_count": "desc"}, {"_key": "asc"}],
+                    }
+                }
+            },
+        }
+        r = self._search_raw(index, body, "count_by")
+        kind = f.elem or f.kind
+        out: list[tuple[Any, int]] = []
+        for b in r.get("aggregations", {}).get("by", {}).get("buckets", []):
+            key = b["key"]
+            if kind == "boolean":
+                key = bool(key)
+            elif kind in ("date", "date_nanos"):
+                key = dt.datetime.fromisoformat(b["key_as_string"].replace("Z", "+00:00")) if "key_as_string" in b else schema.ts(key / 1000)
+            out.append((key, b["doc_count"]))
+        return out
+
+    def histogram(self, index: Literal["events", "alerts"], query: Query, interval: dt.timedelta) -> list[tuple[dt.datetime, int]]:
+        self._check_index(index, ("events", "alerts", "assets"))
+        secs = interval.total_seconds() if isinstance(interval, dt.timedelta) else 0
+        if secs <= 0:
+            raise QueryError(f"histogram: interval must be a positive timedelta, got {interval!r}")
+        ms = round(secs * 1000)
+        if ms < 1:
+            raise QueryError(f"histogram: interval must be at least 1 ms, got {interval!r}")
+        tfield = "last_seen" if index == "assets" else "@timestamp"
+        body = {
+            "query": self._query(index, query),
+            "size": 0,
+            "track_total_hits": False,
+            "aggs": {"t": {"date_histogram": {"field": tfield, "fixed_interval": f"{ms}ms", "min_doc_count": 1}}},
+        }
+        r = self._search_raw(index, body, "histogram")
+        return [(schema.ts(b["key"] / 1000), b["doc_count"]) for b in r.get("aggregations", {}).get("t", {}).get("buckets", [])]
+
+    def stats(self) -> dict[str, int]:
+        """Document count per index kind."""
+        out = {}
+        for index in ("events", "alerts", "assets"):
+            r = self._retry(lambda i=index: self.es.count(index=self.pattern(i), ignore_unavailable=True, allow_no_indices=True), "stats")
+            out[index] = int(r["count"])
+        return out
+
+    def delete_indices_older_than(self, days: int, now: dt.datetime | None = None) -> list[str]:
+        """Retention: delete whole daily event/alert indices whose day is more than `days` days before today (UTC)."""
+        if days < 0:
+            raise StoreError(f"retention days must be >= 0, got {days}")
+        today = _utc(now or dt.datetime.now(UTC)).date()
+        cutoff = today - dt.timedelta(days=days)
+        names = self._retry(
+            lambda: self.es.indices.get(index=f"{self.pattern('events')},{self.pattern('alerts')}", ignore_unavailable=True, allow_no_indices=True),
+            "list indices",
+        )
+        doomed = []
+        rx = re.compile(rf"^{re.escape(self.prefix)}-(events|alerts)-(\d{{4}})\.(\d{{2}})\.(\d{{2}})$")
+        for name in names:
+            m = rx.match(name)
+            if m and dt.date(int(m[2]), int(m[3]), int(m[4])) < cutoff:
+                doomed.append(name)
+        for i in range(0, len(doomed), 50):
+            chunk = ",".join(sorted(doomed)[i : i + 50])
+            self._retry(lambda c=chunk: self.es.indices.delete(index=c), "delete indices")
+        return sorted(doomed)
+
+    def drop(self) -> None:
+        """Delete every index and template of this prefix (tests, `qinling reset`)."""
+        names = self._retry(
+            lambda: self.es.indices.get(index=f"{self.prefix}-*", ignore_unavailable=True, allow_no_indices=True), "list indices"
+        )
+        for i, name in enumerate(sorted(names)):
+            self._retry(lambda n=name: self.es.indices.delete(index=n), "delete index")
+        for index in ("events", "alerts", "assets"):
+            try:
+                self.es.indices.delete_index_template(name=f"{self.prefix}-{index}")
+            except ApiError:
+                pass
+
+    # ---------------------------------------------------------- query building
+
+    @staticmethod
+    def _check_index(index: str, allowed: tuple[str, ...]) -> None:
+        if index not in allowed:
+            raise QueryError(f"unknown index {index!r}; expected one of {', '.join(allowed)}")
+
+    def _query(self, index: str, q: Query) -> dict[str, Any]:
+        if not isinstance(q, Query):
+            raise QueryError(f"expected a Query, got {type(q).__name__}")
+        flt: list[dict[str, Any]] = []
+        must_not: list[dict[str, Any]] = []
+        tfield = "last_seen" if index == "assets" else "@timestamp"
+        if q.organization is not None:
+            flt.append({"term": {"organization.id": q.organization}})
+        rng: dict[str, Any] = {}
+        if q.start is not None:
+            rng["gte"] = _time_value("start", q.start)
+        if q.end is not None:
+            rng["lt"] = _time_value("end", q.end)
+        if rng:
+            flt.append({"range": {tfield: rng}})
+        for name, value in dict(q.filters).items():
+            f = _field(index, name, purpose="filter")
+            flt.append(self._filter(f, value))
+        if q.text is not None and not isinstance(q.text, str):
+            raise QueryError(f"text: expected a string, got {q.text!r}")
+        if q.text and q.text.strip():
+            pat = "*" + _wildcard_escape(q.text.strip()) + "*"
+            should = []
+            for name in _TEXT_FIELDS[index]:
+                f = _field(index, name, purpose="text")
+                should.append({"wildcard": {f.es: {"value": pat, "case_insensitive": True}}})
+            flt.append({"bool": {"should": should, "minimum_should_match": 1}})
+        if not flt and not must_not:
+            return {"match_all": {}}
+        return {"bool": {"filter": flt, "must_not": must_not}}
+
+    def _filter(self, f: _Field, value: Any) -> dict[str, Any]:
+        if f.kind in ("struct", "dict") or (f.kind == "array" and f.elem is None):
+            raise QueryError(f"filter {f.name}: the field is an object; filter on one of its fields")
+        many = isinstance(value, (list, tuple, set, frozenset))
+        values = list(value) if many else [value]
+        if len(values) > MAX_ANY_OF:
+            raise QueryError(f"filter {f.name}: {len(values)} values; at most {MAX_ANY_OF}")
+        if not values:
+            return {"bool": {"must_not": {"match_all": {}}}}  # any of nothing
+        missing = {"bool": {"must_not": {"exists": {"field": f.es}}}}
+        present = [v for v in values if v is not None]
+        if f.kind == "array" and None in values and present:
+            raise QueryError(f"filter {f.name}: None cannot be mixed with values")
+        parts: list[dict[str, Any]] = []
+        if present:
+            es_values = [_es_value(f, v) for v in present]
+            parts.append({"term": {f.es: es_values[0]}} if len(es_values) == 1 else {"terms": {f.es: es_values}})
+        if len(present) < len(values):
+            parts.append(missing)
+        return parts[0] if len(parts) == 1 else {"bool": {"should": parts, "minimum_should_match": 1}}
+
+    def _sort(self, index: str, q: Query) -> list[dict[str, Any]]:
+        f = _field(index, q.sort, purpose="sort")
+        if f.kind in ("struct", "dict", "array"):
+            raise QueryError(f"sort: cannot sort on {q.sort!r} (an object or a list); sort on a single-valued field")
+        order = "desc" if q.descending else "asc"
+        spec: dict[str, Any] = {"order": order, "missing": "_last"}
+        if f.kind in ("date", "date_nanos"):
+            spec["numeric_type"] = "date_nanos"
+        return [{f.es: spec}, {ID_FIELD: {"order": order}}]
+
+    def _search(self, index: str, q: Query) -> tuple[list[dict[str, Any]], int]:
+        if not isinstance(q.page, int) or isinstance(q.page, bool) or q.page < 1:
+            raise QueryError(f"page must be an integer >= 1, got {q.page!r}")
+        if not isinstance(q.size, int) or isinstance(q.size, bool) or not 0 <= q.size <= MAX_PAGE_SIZE:
+            raise QueryError(f"size must be an integer from 0 to {MAX_PAGE_SIZE}, got {q.size!r}")
+        query = self._query(index, q)
+        sort = self._sort(index, q)
+        offset = (q.page - 1) * q.size
+        base = {"query": query, "sort": sort, "_source": {"excludes": [ID_FIELD]}}
+        if offset + q.size <= MAX_RESULT_WINDOW:
+            r = self._search_raw(index, {**base, "from": offset, "size": q.size, "track_total_hits": True}, "search")
+            total = int(r["hits"]["total"]["value"])
+            return [h["_source"] for h in r["hits"]["hits"]], total
+        # deep page: walk with search_after (sort values end with the unique id, so the walk is stable)
+        r = self._search_raw(index, {"query": query, "size": 0, "track_total_hits": True}, "search")
+        total = int(r["hits"]["total"]["value"])
+        if q.size == 0 or offset >= total:
+            return [], total
+        after: list[Any] | None = None
+        skipped = 0
+        while skipped < offset:
+            step = min(MAX_RESULT_WINDOW, offset - skipped)
+            body = {"query": query, "sort": sort, "size": step, "_source": False, "track_total_hits": False}
+            if after is not None:
+                body["search_after"] = after
+            hits = self._search_raw(index, body, "search")["hits"]["hits"]
+            if not hits:
+                return [], total
+            skipped += len(hits)
+            after = hits[-1]["sort"]
+        body = {**base, "size": q.size, "track_total_hits": False}
+        if after is not None:
+            body["search_after"] = after
+        hits = self._search_raw(index, body, "search")["hits"]["hits"]
+        return [h["_source"] for h in hits], total
+
+
+def _reason(e: ApiError) -> str:
+    try:
+        err = e.body.get("error") if isinstance(e.body, dict) else None
+        if isinstance(err, dict):
+            root = (err.get("root_cause") or [err])[0]
+            return f"{root.get('type')}: {root.get('reason')}"
+    except Exception:  # pragma: no cover - defensive
+        pass
+    return str(e)
+
+
+def _short(err: Any) -> str:
+    if isinstance(err, dict):
+        cause = err.get("caused_by", {})
+        extra = f" ({cause.get('reason')})" if cause else ""
+        return f"{err.get('type')}: {err.get('reason')}{extra}"
+    return str(err)

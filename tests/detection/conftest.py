@@ -16,12 +16,6 @@ from pipeline.schema import Endpoint, Event, EventInfo, Evidence, Modbus, Networ
 
 T0 = dt.datetime(2026, 1, 1, 8, 0, 0, tzinfo=dt.timezone.utc)
 
-HMI = "10.10.1.10"
-ENG = "10.10.1.20"
-PLC1 = "10.10.1.101"
-PLC2 = "10.10.1.102"
-ATK = "10.10.1.66"
-
 EventFactory = Callable[..., Event]
 
 
@@ -59,7 +53,7 @@ def modbus_event(
             transaction_id=frame,
             unit_id=unit,
             function_code=fc,
-            function_name=f"fc{fc}",
+            function_name=str(modbus.pop("function_name", f"fc{fc}")),
             message_type=message_type,  # type: ignore[arg-type]
             address=address,
             quantity=quantity,
@@ -69,6 +63,18 @@ def modbus_event(
             **modbus,
         ),
     )
+
+
+@pytest.fixture(scope="session")
+def make_event() -> EventFactory:
+    """`make_event(t, src, dst, ...)`: the plain factory (frame defaults to 1)."""
+    return modbus_event
+
+
+@pytest.fixture(scope="session")
+def t0() -> dt.datetime:
+    """Time zero of every hand-built event (`t` is seconds after it)."""
+    return T0
 
 
 @pytest.fixture

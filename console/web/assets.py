@@ -1,0 +1,35 @@
+"""资产: the passive inventory, and one asset with the alerts that involve it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from pipeline.store import Query
+
+from . import data
+from .params import asset_form, organization
+from .store import get_store
+
+bp = Blueprint("assets", __name__, url_prefix="/assets")
+
+
+@bp.get("/")
+def index() -> str:
+    form = asset_form()
+    store = get_store()
+    page = store.search_assets(form.query)
+    everything = Query(organization=organization(), size=0)
+    protocols = [str(p) for p, _n in store.count_by("assets", "protocols", everything, top=50)]
+    roles = [str(r) for r, _n in store.count_by("assets", "roles", everything, top=50)]
+    return render_template("assets/list.html", page=page, form=form.values, filtered=form.active,
+                           protocols=protocols, roles=roles)
+
+
+@bp.get("/<path:asset_id>")
+def detail(asset_id: str) -> str:
+    asset = data.asset_or_404(asset_id)
+    filters = {"related.ip": asset.ip}
+    if asset.organization and asset.organization.id:  # the same IP may exist in another enterprise
+        filters["organization.id"] = asset.organization.id
+    alerts = get_store().search("alerts", Query(filters=filters, organization=organization(), size=20))
+    return render_template("assets/detail.html", asset=asset, alerts=alerts)

@@ -5,6 +5,8 @@
         --steps recon_device_id,register_sweep,unauthorised_write
     python -m tests.testbed list
     python -m tests.testbed cleanup          # delete stale qn-<role>-<pid> namespaces of dead runs
+    python -m tests.testbed verify pcaps/modbus/modbus_plant_attack.labels.yml
+    python -m tests.testbed readme           # rewrite pcaps/README.md from the labels files
 """
 
 from __future__ import annotations
@@ -41,11 +43,25 @@ def main(argv: list[str] | None = None) -> int:
                    help="also write the raw run record (agent events) as JSON here")
     sub.add_parser("list", help="list scenarios")
     sub.add_parser("cleanup", help="delete qn-<role>-<pid> namespaces whose pid is dead")
+    v = sub.add_parser("verify", help="replay a labelled capture through the rule pack and "
+                                      "compare alerts per step with expect_rules")
+    v.add_argument("labels", type=Path, nargs="+")
+    rd = sub.add_parser("readme", help="rewrite <root>/README.md from every *.labels.yml")
+    rd.add_argument("--root", type=Path, default=Path("pcaps"))
     args = ap.parse_args(argv)
 
     if args.cmd == "list":
         for name in list_scenarios():
             print(name)
+        return 0
+    if args.cmd == "verify":
+        from .verify import verify
+
+        return max(verify(p) for p in args.labels)
+    if args.cmd == "readme":
+        from .verify import write_readme
+
+        print(write_readme(args.root))
         return 0
     if args.cmd == "cleanup":
         for ns in cleanup_stale():

@@ -85,8 +85,8 @@ def assign_frames(pcap: Path, steps: dict[str, dict[str, Any]],
 
     owner: dict[tuple[str, int], str] = {}
     for name, st in steps.items():
-        for ip, port in st["locals"]:
-            owner[(ip, int(port))] = name
+        for cip, cport in st["locals"]:
+            owner[(cip, int(cport))] = name
     frames: dict[str, list[int]] = {NORMAL: []}
     for name in steps:
         frames[name] = []

@@ -280,10 +280,18 @@ class Runner:
             time.sleep(1.0)  # let the FIN/ACKs reach the capture
             self.t_end = time.time()
         finally:
-            for agent in self.agents:
-                agent.stop(timeout=3.0)
-            self._stop_capture()
-            self.plant.down()
+            # A second Ctrl-C must not cut the teardown short.
+            main = threading.current_thread() is threading.main_thread()
+            saved = ({sig: signal.signal(sig, signal.SIG_IGN)
+                      for sig in (signal.SIGINT, signal.SIGTERM)} if main else {})
+            try:
+                for agent in self.agents:
+                    agent.stop(timeout=3.0)
+                self._stop_capture()
+                self.plant.down()
+            finally:
+                for sig, handler in saved.items():
+                    signal.signal(sig, handler)
         for agent in self.agents:
             if agent.name.startswith("server_"):
                 bad = [ln for ln in agent.stderr if "Traceback" in ln]

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -378,23 +378,26 @@ def decode_file(
     organization_id: str | None = None,
     observer_id: str | None = None,
     registry: Mapping[str, DecoderSpec] | None = None,
-    report: DecodeReport | None = None,
+    report: DecodeReport | MutableMapping[str, Any] | None = None,
     on_progress: ProgressHook | None = None,
+    progress: ProgressHook | None = None,
     **sensor_options: Any,
 ) -> Iterator[Event]:
     """Every event of a capture file, in frame order, flow records as flows end.
 
     Opens the file immediately, so a missing or non-capture file raises CaptureFileError here,
-    not at the first `next()`. Pass a DecodeReport to read counts and warnings afterwards.
+    not at the first `next()`. Pass a DecodeReport to read counts and warnings afterwards (a
+    dict is also accepted and receives `DecodeReport.to_dict()` when the run ends).
+    `on_progress(bytes_read, file_size)` drives a progress bar; `progress` is an alias.
     """
-    reader = CaptureReader(path, on_progress=on_progress)
-    rep = report if report is not None else DecodeReport()
+    reader = CaptureReader(path, on_progress=on_progress or progress)
+    rep = report if isinstance(report, DecodeReport) else DecodeReport()
     rep.file, rep.sha256, rep.format = reader.name, reader.sha256, reader.format
     sensor = Sensor(organization_id, observer_id, registry, file_sha256=reader.sha256, file=reader.name, report=rep, **sensor_options)
-    return _run(reader, sensor, rep)
+    return _run(reader, sensor, rep, report if isinstance(report, MutableMapping) else None)
 
 
-def _run(reader: CaptureReader, sensor: Sensor, rep: DecodeReport) -> Iterator[Event]:
+def _run(reader: CaptureReader, sensor: Sensor, rep: DecodeReport, out: MutableMapping[str, Any] | None) -> Iterator[Event]:
     started = time.perf_counter()
     process = sensor.process
     try:
@@ -408,3 +411,5 @@ def _run(reader: CaptureReader, sensor: Sensor, rep: DecodeReport) -> Iterator[E
         rep.warnings.extend(w for w in reader.warnings if w not in rep.warnings)
         rep.truncated = reader.truncated
         rep.elapsed = time.perf_counter() - started
+        if out is not None:
+            out.update(rep.to_dict())

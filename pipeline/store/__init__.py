@@ -6,16 +6,19 @@ __all__ = ["Page", "Query", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:
-    """`sqlite:///path/to/db.sqlite`, `sqlite://:memory:` or `http(s)://host:9200` (Elasticsearch)."""
+    """`sqlite:///relative/path.sqlite`, `sqlite:////absolute/path.sqlite`, `sqlite://` (in memory), or
+    `http(s)://host:9200` (Elasticsearch). SQLite URLs follow SQLAlchemy's convention: three slashes
+    then the path, so a fourth slash makes it absolute."""
     if url.startswith("sqlite:"):
         from .sqlite import SQLiteStore
 
-        path = url.removeprefix("sqlite://")
-        return SQLiteStore(path.removeprefix("/") if path.startswith("/:memory:") else path or ":memory:")
+        rest = url.removeprefix("sqlite:").removeprefix("//")
+        path = rest.removeprefix("/") if rest.startswith("/") else rest
+        return SQLiteStore(path or ":memory:")
     if url.startswith(("http://", "https://")):
         from .elastic import ElasticStore  # type: ignore[import-not-found]
 
         return ElasticStore(url)  # type: ignore[no-any-return]
     from ..exceptions import StoreError
 
-    raise StoreError(f"unknown store URL {url!r}: use sqlite:///PATH or http://HOST:9200")
+    raise StoreError(f"unknown store URL {url!r}: use sqlite:///PATH or http://HOST:9200 (see docs/settings.md)")

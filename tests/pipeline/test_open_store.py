@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,8 @@ from pipeline.store import Query, open_store
 
 def test_three_slashes_is_relative_four_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    open_store("sqlite:///rel/x.sqlite").close() if (tmp_path / "rel").mkdir() is None else None
+    (tmp_path / "rel").mkdir()
+    open_store("sqlite:///rel/x.sqlite").close()
     assert (tmp_path / "rel" / "x.sqlite").exists()
     absolute = tmp_path / "abs.sqlite"
     open_store(f"sqlite:///{absolute}").close()  # absolute already starts with "/"

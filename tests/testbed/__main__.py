@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = [s for s in args.steps.split(",") if s] if args.steps is not None else None
     sc = shorten(sc, args.lead_in, steps)
     signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     try:
         record = Runner(sc, args.out, fallback).run()
     except KeyboardInterrupt:

@@ -167,7 +167,9 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
     for a in sc["attacks"]:
         st = record["steps"].get(a["name"], {})
         wanted = list(a.get("expect_rules", []))
-        expect = [r for r in wanted if r in rules]
+        # The fallback (127.10.1.x, port 5020) is outside the pack's lists and port:
+        # no rule expectations there.
+        expect = [] if record["fallback"] else [r for r in wanted if r in rules]
         dropped += [f"{a['name']}:{r}" for r in wanted if r not in rules]
         conns = [f"{ip}:{port} -> {record['hosts'][a['target']]}:{record['port']}"
                  for ip, port in st.get("locals", [])]
@@ -201,6 +203,8 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
         "modbus_payload_frames_by_src": dict(sorted(stats["modbus_from"].items())),
         "frames_assigned_by_time_window": stats["by_time_window"],
         "rule_pack_ids_known": sorted(rules),
+        **({"expect_rules_note": "loopback fallback capture: addresses and port are not the "
+                                 "plant's, so no rule expectations"} if record["fallback"] else {}),
         "steps": steps_out,
     }
     out = out_dir / f"{sc['name']}.labels.yml"

@@ -83,7 +83,7 @@ def test_ipv6_cidr_and_list_valued_fields(make_event: EventFactory) -> None:
     e = make_event(0, "fd00::66", PLC1)
     assert holds("source.ip", "cidr", ListRef("net"), e)
     assert not holds("source.ip", "cidr", ("10.0.0.0/8",), e)
-    related = Event(timestamp=T0, event=schema.EventInfo(), related=schema.Related(ip=[HMI, ATK]))
+    related = Event(timestamp=T0, event=schema.EventInfo(kind="event", dataset="modbus"), related=schema.Related(ip=[HMI, ATK]))
     assert holds("related.ip", "eq", ATK, related)  # any element
     assert not holds("related.ip", "not_in", (ATK,), related)  # no element may be in the list
     assert holds("related.ip", "not_cidr", ("192.168.0.0/16",), related)

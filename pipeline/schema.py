@@ -25,7 +25,7 @@ Kind = Literal["event", "alert", "state"]
 Outcome = Literal["success", "failure", "unknown"]
 
 
-class _S(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+class _S(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     """Base for every schema struct: immutable, compact, strict on decode."""
 
 
@@ -33,8 +33,8 @@ class _S(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=
 
 
 class EventInfo(_S):
-    kind: Kind = "event"
-    dataset: str = ""  # "modbus", "flow", "qinling.alert", ...
+    kind: Kind  # required, so it is always serialized (defaults are omitted)
+    dataset: str  # "modbus", "flow", "qinling.alert", ...
     action: str | None = None  # protocol-independent: read, write, identify, restart, anomaly, ...
     outcome: Outcome | None = None
     severity: int | None = None

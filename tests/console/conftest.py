@@ -24,7 +24,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def make_app(db_path: Path, **config: object) -> Flask:
-    return create_app({"TESTING": True, "STORE_URL": f"sqlite://{db_path}", "ORGANIZATION": "acme", **config})
+    return create_app({"TESTING": True, "STORE_URL": f"sqlite:///{db_path}", "ORGANIZATION": "acme", **config})
 
 
 @pytest.fixture

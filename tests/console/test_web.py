@@ -34,7 +34,7 @@ def text(resp) -> str:  # type: ignore[no-untyped-def]
 
 def test_factory_connects_nothing_until_a_request(tmp_path: Path) -> None:
     db = tmp_path / "later.sqlite"
-    app = create_app({"TESTING": True, "STORE_URL": f"sqlite://{db}"})
+    app = create_app({"TESTING": True, "STORE_URL": f"sqlite:///{db}"})
     assert not db.exists()
     assert app.test_client().get("/api/alerts").status_code == 200
     assert db.exists()
@@ -42,7 +42,7 @@ def test_factory_connects_nothing_until_a_request(tmp_path: Path) -> None:
 
 
 def test_factory_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch, db_path: Path) -> None:
-    monkeypatch.setenv("QINLING_STORE_URL", f"sqlite://{db_path}")
+    monkeypatch.setenv("QINLING_STORE_URL", f"sqlite:///{db_path}")
     monkeypatch.setenv("QINLING_LANGUAGE", "en")
     monkeypatch.setenv("QINLING_ORGANIZATION", "globex")
     app = create_app()
@@ -115,7 +115,7 @@ def test_overview_counts_and_chart(client_en: FlaskClient) -> None:
 
 
 def test_overview_on_an_empty_store(tmp_path: Path) -> None:
-    app = create_app({"TESTING": True, "STORE_URL": f"sqlite://{tmp_path / 'e.sqlite'}", "LANGUAGE": "en"})
+    app = create_app({"TESTING": True, "STORE_URL": f"sqlite:///{tmp_path / 'e.sqlite'}", "LANGUAGE": "en"})
     body = text(app.test_client().get("/"))
     assert "No alerts yet" in body and "<svg" not in body
     close_store(app)
@@ -390,7 +390,7 @@ def test_500_page_hides_the_details(db_path: Path) -> None:
 
 def test_store_failure_is_503(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    app = create_app({"TESTING": True, "STORE_URL": f"sqlite://{tmp_path / 'file' / 'db.sqlite'}", "LANGUAGE": "en"})
+    app = create_app({"TESTING": True, "STORE_URL": f"sqlite:///{tmp_path / 'file' / 'db.sqlite'}", "LANGUAGE": "en"})
     resp = app.test_client().get("/api/alerts")
     assert resp.status_code == 503 and resp.get_json()["error"] == "service_unavailable"
     assert "cannot open" in resp.get_json()["message"]

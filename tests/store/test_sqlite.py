@@ -46,7 +46,7 @@ def test_writes_are_idempotent_by_id(store: SQLiteStore) -> None:
 
 
 def test_event_without_id_gets_a_content_hash_id(empty_store: SQLiteStore) -> None:
-    ev = s.Event(timestamp=sd.BASE, event=s.EventInfo(dataset="flow"), message="no id")
+    ev = s.Event(timestamp=sd.BASE, event=s.EventInfo(kind="event", dataset="flow"), message="no id")
     empty_store.write([ev, ev])
     page = empty_store.search("events", Query())
     assert page.total == 1 and page.items == [ev]
@@ -67,7 +67,7 @@ def test_get_many_keeps_order_and_skips_missing(store: SQLiteStore) -> None:
 
 def test_reopening_the_file_keeps_data_and_uses_wal(store: SQLiteStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
     store.close()
-    again = open_store(f"sqlite://{tmp_path / 'qinling.sqlite'}")
+    again = open_store(f"sqlite:///{tmp_path / 'qinling.sqlite'}")
     try:
         assert again.search("alerts", ACME).total == sd.N_ACME
     finally:
@@ -378,7 +378,7 @@ def test_fields_inside_lists_of_structs(empty_store: SQLiteStore) -> None:
     def rec(i: int, file_number: int) -> s.Event:
         return s.Event(
             timestamp=sd.BASE + i * sd.STEP,
-            event=s.EventInfo(dataset="modbus", id=f"fr-{i}"),
+            event=s.EventInfo(kind="event", dataset="modbus", id=f"fr-{i}"),
             modbus=s.Modbus(transaction_id=i, unit_id=1, function_code=20, function_name="read_file_record",
                             message_type="request",
                             file_records=[s.FileRecord(file_number=file_number, record_number=1, values=[1, 2]),

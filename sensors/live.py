@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,10 +25,44 @@ log = logging.getLogger(__name__)
 _POLL = 0.1  # seconds between checks of stop_event while no packet arrives
 
 
+_SNAPLEN = 262144  # > loopback's 64 KiB MTU plus link header: a frame is never cut by the read
+_ARPHRD_LOOPBACK = 772
+# Linux ARPHRD_* of the capture socket -> pcap linktype of the frames it delivers.
+_ARPHRD_LINKTYPE = {1: 1, _ARPHRD_LOOPBACK: 1, 65534: 101, 776: 101, 778: 101}
+
+
 def linktype_of(pkt: Any) -> int:
-    """The pcap linktype of a sniffed packet, from the link-layer class the socket dissected it as."""
+    """The pcap linktype of a packet scapy dissected, from its link-layer class (Ethernet when unknown)."""
     lt = conf.l2types.layer2num.get(type(pkt))
-    return 1 if lt is None else int(lt)  # Linux packet sockets deliver Ethernet framing on most interfaces, `lo` included
+    return 1 if lt is None else int(lt)
+
+
+def _raw_listen_socket(linktypes: dict[str, int]) -> type:
+    """A Linux packet socket that hands frames over undissected, dropping loopback's outgoing copies.
+
+    scapy would dissect every frame into layers we never read, and on `lo` it sees each packet
+    twice (outgoing and incoming); libpcap drops the outgoing copy there, and so do we.
+    """
+    from scapy.arch.linux import L2ListenSocket, get_last_packet_timestamp
+
+    class RawListenSocket(L2ListenSocket):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            hatype = self.ins.getsockname()[3]
+            self.linktype = _ARPHRD_LINKTYPE.get(hatype, 1)
+            self.loopback = hatype == _ARPHRD_LOOPBACK
+            self.LL = conf.raw_layer
+            linktypes[str(self.iface)] = self.linktype  # frames name their interface, not their socket
+
+        def recv_raw(self, x: int = _SNAPLEN) -> tuple[Any, bytes | None, float | None]:
+            pkt, sa_ll, stamp = self._recv_raw(self.ins, _SNAPLEN)
+            if self.loopback and sa_ll[2] == socket.PACKET_OUTGOING:
+                return None, None, None
+            if stamp is None:
+                stamp = get_last_packet_timestamp(self.ins)
+            return self.LL, pkt, stamp
+
+    return RawListenSocket
 
 
 def sniff_events(
@@ -56,11 +93,16 @@ def sniff_events(
     failures: list[BaseException] = []
     stopped = stop_event or threading.Event()
 
+    linktypes: dict[str, int] = {}
+    raw_socket = _raw_listen_socket(linktypes) if sys.platform.startswith("linux") else None
+
     def on_packet(pkt: Any) -> None:
         if stopped.is_set():
             return
         try:
-            events = process(report.packets + 1, float(pkt.time), linktype_of(pkt), bytes(pkt))
+            lt = linktypes.get(str(pkt.sniffed_on)) if raw_socket is not None else None
+            linktype = lt if lt is not None else linktype_of(pkt)
+            events = process(report.packets + 1, float(pkt.time), linktype, bytes(pkt))
             if events:
                 on_events(events)
         except BaseException as e:  # scapy would swallow it and close the socket: keep it for the caller instead
@@ -73,17 +115,19 @@ def sniff_events(
         prn=on_packet,
         store=False,
         count=count or 0,
-        timeout=timeout,
         stop_filter=lambda _p: stopped.is_set(),
         started_callback=on_started,
         quiet=True,
+        **({"L2socket": raw_socket} if raw_socket is not None else {}),
     )
     sniffer.start()
     thread = sniffer.thread
     assert thread is not None
+    deadline = None if timeout is None else time.monotonic() + timeout  # AsyncSniffer refuses `timeout`: we keep time
     try:
         while thread.is_alive():
-            if stopped.wait(_POLL):
+            if stopped.wait(_POLL) or (deadline is not None and time.monotonic() >= deadline):
+                stopped.set()
                 try:
                     if sniffer.running:
                         sniffer.stop(join=False)

@@ -39,6 +39,8 @@ ProgressHook = Callable[[int, int], None]  # (bytes read so far, file size)
 Record = tuple[int, float, int, bytes]  # (frame number from 1, epoch seconds, linktype, frame bytes)
 
 _PCAPNG_SHB = 0x0A0D0D0A
+# pcap (micro- and nanosecond, either byte order) and pcapng section header magics.
+_MAGICS = frozenset({b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1", b"\x0a\x0d\x0d\x0a"})
 _HINT_FORMAT = "Give a pcap or pcapng capture (Wireshark/tcpdump output); convert other formats with `editcap -F pcap IN OUT`"
 
 
@@ -73,12 +75,18 @@ class CaptureReader:
             raise CaptureFileError(self.path, "permission denied", "Make the file readable by this user (or run as its owner)") from None
         if self.size == 0:
             raise CaptureFileError(self.path, "is empty (0 bytes)", "Capture again; the file was probably never written")
+        if head[:4] not in _MAGICS and head[:2] != b"\x1f\x8b":
+            raise CaptureFileError(self.path, f"not a pcap or pcapng capture (starts with {head.hex(' ')})", _HINT_FORMAT)
+        # Our own file object: scapy does not close the file it opened when the format check fails.
+        fdesc = open(self.path, "rb")
         try:
-            self._reader: Any = RawPcapReader(self.path)  # picks the pcapng reader by magic, unwraps gzip
+            self._reader: Any = RawPcapReader(fdesc)  # picks the pcapng reader by magic, unwraps gzip
         except (Scapy_Exception, EOFError, OSError, struct.error) as e:
+            fdesc.close()
             raise CaptureFileError(
-                self.path, f"not a pcap or pcapng capture (starts with {head.hex(' ')}; {e})", _HINT_FORMAT
+                self.path, f"not a readable pcap or pcapng capture (starts with {head.hex(' ')}; {e})", _HINT_FORMAT
             ) from None
+        self._fdesc = fdesc
         self.sha256 = file_sha256(self.path)
         self.format = "pcapng" if isinstance(self._reader, RawPcapNgReader) else "pcap"
         self.gzip = isinstance(self._reader.f, gzip.GzipFile)
@@ -89,8 +97,7 @@ class CaptureReader:
 
     def _raw_pos(self) -> int:
         f = self._reader.f
-        raw = getattr(f, "fileobj", None)  # GzipFile: report compressed bytes so progress matches file size
-        return int((raw or f).tell())
+        return int(self._fdesc.tell()) if self.gzip else int(f.tell())  # gzip: compressed bytes, to match the file size
 
     def __iter__(self) -> Iterator[Record]:
         reader = self._reader
@@ -183,6 +190,7 @@ class CaptureReader:
 
     def close(self) -> None:
         self._reader.close()
+        self._fdesc.close()
 
     def __enter__(self) -> CaptureReader:
         return self

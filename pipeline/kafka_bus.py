@@ -26,8 +26,10 @@ pass `compression="gzip"` (pure zlib, built in) to trade CPU for bytes.
 from __future__ import annotations
 
 import importlib.util
+import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,11 +37,16 @@ from .bus import TOPIC_ALERTS, TOPIC_EVENTS, Bus, Consumer, Producer, Record
 from .exceptions import BusError
 
 try:
-    import kafka
-    from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-    from kafka.admin import NewTopic
-    from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
-    from kafka.structs import OffsetAndMetadata
+    # kafka-python 3.0 loads its protocol schemas with importlib.resources.read_text/open_text, deprecated
+    # since Python 3.11; silence that one warning for the import only (the suite turns warnings
+    # into errors).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r"(read_text|open_text) is deprecated")
+        import kafka
+        from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+        from kafka.admin import NewTopic
+        from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+        from kafka.structs import OffsetAndMetadata
 except ImportError as e:  # pragma: no cover - kafka-python is an install requirement
     raise BusError("the Kafka bus needs kafka-python: pip install 'kafka-python>=3,<4'") from e
 
@@ -85,7 +92,21 @@ class KafkaBus(Bus):
         self.ensure_topics(list(topics), partitions, replication_factor)
 
     # ------------------------------------------------------------ admin
+    def _probe(self) -> None:
+        """Fail fast, before kafka-python starts its network thread (which keeps retrying, and leaks
+        the sockets of refused attempts, when no broker answers)."""
+        errors = []
+        for server in self.bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=self.connect_timeout_ms / 1000):
+                    return
+            except (OSError, ValueError) as e:
+                errors.append(f"{server.strip()}: {e}")
+        raise _unreachable(self.bootstrap, OSError("; ".join(errors)))
+
     def _admin(self) -> KafkaAdminClient:
+        self._probe()
         try:
             return KafkaAdminClient(
                 bootstrap_servers=self.bootstrap,

@@ -15,6 +15,15 @@ from typing import Any, Callable, Literal
 
 import msgspec
 
+from .protocols.bacnet import Bacnet
+from .protocols.base import Fields
+from .protocols.dnp3 import Dnp3
+from .protocols.enip import Cip, Enip
+from .protocols.iec104 import Iec104
+from .protocols.mqtt import Mqtt
+from .protocols.opcua import Opcua
+from .protocols.s7comm import S7comm
+
 UTC = dt.timezone.utc
 
 # Numeric ECS event.severity per level, as Elastic's detection engine maps them.
@@ -25,8 +34,7 @@ Kind = Literal["event", "alert", "state"]
 Outcome = Literal["success", "failure", "unknown"]
 
 
-class _S(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
-    """Base for every schema struct: immutable, compact, strict on decode."""
+_S = Fields  # the base of every schema struct: immutable, compact, strict on decode
 
 
 # ---------------------------------------------------------------- envelope (ECS)
@@ -189,6 +197,14 @@ class Event(_S):
     threat: Threat | None = None
     anomaly: Anomaly | None = None
     modbus: Modbus | None = None
+    dnp3: Dnp3 | None = None
+    s7comm: S7comm | None = None
+    iec104: Iec104 | None = None
+    enip: Enip | None = None
+    cip: Cip | None = None
+    opcua: Opcua | None = None
+    bacnet: Bacnet | None = None
+    mqtt: Mqtt | None = None
     labels: dict[str, str] | None = None
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import msgspec
 
-from pipeline.schema import Anomaly, Event, ts
+from pipeline.schema import Anomaly, Event
+from pipeline.schema import ts as to_datetime
 
 from .decoders.base import DecoderSpec, Direction, FlowDecoder, FrameMeta, event_id, make_event
 from .flows import Flow, FlowTable, flow_event, icmp_ports, make_conn
@@ -115,15 +116,15 @@ class Sensor:
 
     # ------------------------------------------------------------ per packet
 
-    def process(self, frame_no: int, ts_: float, linktype: int, data: bytes) -> list[Event]:
+    def process(self, frame_no: int, ts: float, linktype: int, data: bytes) -> list[Event]:
         """Every event this frame completes (decoded messages, anomalies, flow records of flows it ended)."""
         rep = self.report
         rep.packets += 1
         rep.bytes += len(data)
         out: list[Event] = []
-        if ts_ > self._clock:
-            self._clock = ts_
-            if ts_ >= self._next_close_check:
+        if ts > self._clock:
+            self._clock = ts
+            if ts >= self._next_close_check:
                 self._expire(out)
         p = parse(linktype, data)
         if p is None:
@@ -142,17 +143,17 @@ class Sensor:
             key = (p.src, p.dst, proto, 0, 0)
         flow = self.flows.get(key)
         if flow is not None:
-            if ts_ - flow.last_ts > self._timeouts.get(proto, self._other_timeout):
+            if ts - flow.last_ts > self._timeouts.get(proto, self._other_timeout):
                 self._end(flow, out)  # idle too long: this packet starts a new flow
                 flow = None
             elif flow.closed_at is not None and proto == PROTO_TCP and p.flags & (SYN | ACK) == SYN:
                 self._end(flow, out)  # port reused for a new connection
                 flow = None
         if flow is None:
-            flow = self._new_flow(p, key, proto, ts_, frame_no)
+            flow = self._new_flow(p, key, proto, ts, frame_no)
         is_orig = key == flow.key
-        if ts_ > flow.last_ts:
-            flow.last_ts = ts_
+        if ts > flow.last_ts:
+            flow.last_ts = ts
         flow.last_frame = frame_no
         if is_orig:
             flow.orig_pkts += 1
@@ -168,12 +169,12 @@ class Sensor:
                 else:
                     flow.fin |= 1 if is_orig else 2
                 if flow.rst or flow.fin == 3:
-                    flow.closed_at = ts_
+                    flow.closed_at = ts
                     self._closing.append(flow)
             if flow.stream is not None and flow.decoder is not None:
-                self._tcp(flow, p.seq, p.ack, flags, p.payload, is_orig, frame_no, ts_, out)
+                self._tcp(flow, p.seq, p.ack, flags, p.payload, is_orig, frame_no, ts, out)
         elif flow.decoder is not None and p.payload and p.fragment == NOT_FRAGMENT:
-            self._feed(flow, p.payload, is_orig, frame_no, ts_, out)
+            self._feed(flow, p.payload, is_orig, frame_no, ts, out)
         return self._count(out) if out else out
 
     def finish(self) -> list[Event]:
@@ -186,7 +187,7 @@ class Sensor:
 
     # ------------------------------------------------------------ flows
 
-    def _new_flow(self, p: Any, key: tuple[bytes, bytes, int, int, int], proto: int, ts_: float, frame: int) -> Flow:
+    def _new_flow(self, p: Any, key: tuple[bytes, bytes, int, int, int], proto: int, ts: float, frame: int) -> Flow:
         swap = False
         if proto == PROTO_TCP:
             flags = p.flags
@@ -206,7 +207,7 @@ class Sensor:
             conn = make_conn(dst, src, proto, dport, sport, p.dst_mac, p.src_mac, p.vlan)
         else:
             conn = make_conn(src, dst, proto, sport, dport, p.src_mac, p.dst_mac, p.vlan)
-        flow = Flow(key, conn, proto, ts_, frame)
+        flow = Flow(key, conn, proto, ts, frame)
         spec = self._servers.get((proto, key[4]))
         if spec is not None:
             try:
@@ -281,7 +282,7 @@ class Sensor:
     def _meta(self, frame: int, epoch: float, flow: Flow) -> FrameMeta:
         return FrameMeta(
             frame=frame,
-            time=ts(epoch),
+            time=to_datetime(epoch),
             conn=flow.conn,
             file_sha256=self.file_sha256,
             file=self.file,

@@ -45,7 +45,7 @@ def _raw_listen_socket(linktypes: dict[str, int]) -> type:
     """
     from scapy.arch.linux import L2ListenSocket, get_last_packet_timestamp
 
-    class RawListenSocket(L2ListenSocket):  # type: ignore[misc]
+    class RawListenSocket(L2ListenSocket):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             hatype = self.ins.getsockname()[3]

@@ -80,7 +80,7 @@ class CaptureReader:
         # Our own file object: scapy does not close the file it opened when the format check fails.
         fdesc = open(self.path, "rb")
         try:
-            self._reader: Any = RawPcapReader(fdesc)  # picks the pcapng reader by magic, unwraps gzip
+            self._reader: Any = RawPcapReader(fdesc)  # type: ignore[arg-type]  # scapy opens file objects too (its hint says str); picks pcapng by magic, unwraps gzip
         except (Scapy_Exception, EOFError, OSError, struct.error) as e:
             fdesc.close()
             raise CaptureFileError(

@@ -241,3 +241,37 @@ def test_corpus_flows_agree_with_zeek_conn_log(corpus: Path, trace: str) -> None
     assert dict(zeek - ours) == expected_missing
     assert dict(ours - zeek) == {}
     assert not report.truncated
+
+
+# ------------------------------------------------------------------ corpus vs tshark's Community ID
+
+TSHARK_CID_TRACES = [
+    "icsnpp-modbus/traces/modbus_example.pcap",
+    "icsnpp-opcua-binary/traces/open62541_client-server-getEndpoints.pcap",  # linktype NULL, IPv6
+    "icsnpp-profinet-io-cm/traces/profinet_io_cm_mixed_1.pcap",  # UDP broadcast, ICMPv6, IGMP
+    "icsnpp-hart-ip/traces/hart-ip.pcap",  # ICMP port unreachable
+    "icsnpp-enip/traces/enip_cip_example.pcap",
+]
+
+
+@pytest.mark.tshark
+@pytest.mark.parametrize("trace", TSHARK_CID_TRACES)
+def test_community_ids_agree_with_tshark(corpus: Path, trace: str) -> None:
+    """The set of TCP/UDP Community IDs Wireshark computes per frame equals the set over our flow records."""
+    import shutil
+    import subprocess
+
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark not on PATH")
+    out = subprocess.run(
+        ["tshark", "-n", "-r", str(corpus / trace), "--enable-protocol", "communityid", "-Y", "(tcp or udp) and not icmp and not icmpv6",
+         "-T", "fields", "-e", "communityid"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    theirs = {line for line in out.stdout.split() if line}
+    ours = {
+        e.network.community_id
+        for e in decode_file(corpus / trace, registry={})
+        if e.event.dataset == "flow" and e.network.transport in ("tcp", "udp")
+    }
+    assert theirs and ours == theirs

@@ -37,6 +37,10 @@ def linktype_of(pkt: Any) -> int:
     return 1 if lt is None else int(lt)
 
 
+def _quiet_guess(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Unable to guess type")
+
+
 def _raw_listen_socket(linktypes: dict[str, int]) -> type:
     """A Linux packet socket that hands frames over undissected, dropping loopback's outgoing copies.
 
@@ -47,7 +51,13 @@ def _raw_listen_socket(linktypes: dict[str, int]) -> type:
 
     class RawListenSocket(L2ListenSocket):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
+            # scapy warns it cannot guess `lo`'s link type (ARPHRD_LOOPBACK); we set it ourselves below.
+            scapy_log = logging.getLogger("scapy.runtime")
+            scapy_log.addFilter(_quiet_guess)
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                scapy_log.removeFilter(_quiet_guess)
             hatype = self.ins.getsockname()[3]
             self.linktype = _ARPHRD_LINKTYPE.get(hatype, 1)
             self.loopback = hatype == _ARPHRD_LOOPBACK

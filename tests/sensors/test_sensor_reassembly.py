@@ -244,3 +244,15 @@ def test_any_segmentation_order_and_duplication_delivers_the_stream_once(data: b
             out += got
     assert bytes(out) == data
     assert h.pending == {} and h.gaps == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.sampled_from(["S", "SA", "A", "PA", "FA", "R", "F"]), st.booleans(), st.binary(max_size=40)), max_size=25))
+def test_arbitrary_segment_sequences_never_raise(segs: list[tuple[int, str, bool, bytes]]) -> None:
+    spec, rec = recording_spec()
+    sensor = Sensor(None, "s", {"rec": spec})
+    for i, (seq, flags, to_server, payload) in enumerate(segs, 1):
+        sensor.process(i, float(i), 1, tcp_frame(payload, seq=seq, ack=seq ^ 0x5A5A, flags=flags, to_server=to_server))
+    events = sensor.finish()
+    assert sensor.report.decoder_errors == 0
+    assert sum(1 for e in events if e.event.dataset == "flow") >= (1 if segs else 0)

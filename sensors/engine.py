@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+
 import logging
 import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -209,6 +210,14 @@ class Sensor:
             conn = make_conn(src, dst, proto, sport, dport, p.src_mac, p.dst_mac, p.vlan)
         flow = Flow(key, conn, proto, ts, frame)
         spec = self._servers.get((proto, key[4]))
+        if spec is None and (spec := self._servers.get((proto, key[3]))) is not None:
+            # The host on the server port opened the connection: it still speaks as the server
+            # (as tshark and Zeek decode it), so the decoder sees the roles by port.
+            flow.dec_swapped = True
+            flow.dec_conn = replace(
+                conn, orig_ip=conn.resp_ip, orig_port=conn.resp_port, resp_ip=conn.orig_ip, resp_port=conn.orig_port,
+                orig_mac=conn.resp_mac, resp_mac=conn.orig_mac,
+            )
         if spec is not None:
             try:
                 flow.decoder = spec.flow()
@@ -283,7 +292,7 @@ class Sensor:
         return FrameMeta(
             frame=frame,
             time=to_datetime(epoch),
-            conn=flow.conn,
+            conn=flow.dec_conn,
             file_sha256=self.file_sha256,
             file=self.file,
             observer_id=self.observer_id,
@@ -318,7 +327,7 @@ class Sensor:
         dec = flow.decoder
         if dec is None:
             return
-        direction = _TO_SERVER if is_orig else _TO_CLIENT
+        direction = _TO_SERVER if is_orig != flow.dec_swapped else _TO_CLIENT
         try:
             events = dec.feed(data if isinstance(data, memoryview) else memoryview(data), direction, meta)
         except Exception as e:  # a decoder bug must cost one flow's decoding, never the capture
@@ -333,7 +342,7 @@ class Sensor:
         dec = flow.decoder
         if dec is None:
             return
-        direction = _TO_SERVER if is_orig else _TO_CLIENT
+        direction = _TO_SERVER if is_orig != flow.dec_swapped else _TO_CLIENT
         hook = getattr(dec, "gap", None)
         try:
             if hook is not None:

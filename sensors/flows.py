@@ -58,7 +58,7 @@ class Flow:
     __slots__ = (
         "key", "proto", "orig", "orig_port", "resp", "resp_port", "conn", "first_ts", "last_ts",
         "first_frame", "last_frame", "orig_pkts", "orig_bytes", "resp_pkts", "resp_bytes",
-        "decoder", "protocol", "stream", "fin", "rst", "closed_at", "ended",
+        "decoder", "protocol", "stream", "fin", "rst", "closed_at", "ended", "dec_conn", "dec_swapped",
     )  # fmt: skip
 
     def __init__(self, key: tuple[bytes, bytes, int, int, int], conn: Conn, proto: int, ts: float, frame: int) -> None:
@@ -75,6 +75,10 @@ class Flow:
         self.rst = False
         self.closed_at: float | None = None  # capture time the connection ended (FIN both ways or RST)
         self.ended = False
+        # The decoder's view: client = the side not on the server port. It differs from the flow's
+        # originator when the host on the server port opened the connection (seen in the wild).
+        self.dec_conn = conn
+        self.dec_swapped = False
 
 
 def make_conn(src: bytes, dst: bytes, proto: int, sport: int, dport: int, src_mac: bytes | None, dst_mac: bytes | None, vlan: tuple[int, ...]) -> Conn:

@@ -126,28 +126,26 @@ def decode_files(
     progress: bool = False,
 ) -> Iterator[Event]:
     """Every event of every capture, in order, with per-file counts and warnings in `summary`."""
-    from sensors.engine import decode_file
+    from sensors.engine import DecodeReport, decode_file
     from sensors.exceptions import SensorError
 
     for path in paths:
         path = Path(path)
-        size = path.stat().st_size if path.exists() else 0
-        counts = {"file": str(path), "packets": 0, "events": 0, "alerts": 0}
+        counts: dict[str, Any] = {"file": str(path), "packets": 0, "events": 0, "alerts": 0}
         summary.files.append(counts)
+        report = DecodeReport()
+        size = path.stat().st_size if path.exists() else 0
         with _progress(size, path.name, progress) as bar:
-            last = [0]
 
-            def on_progress(done: int, _total: int | None = None) -> None:
-                bar.update(done - last[0])
-                last[0] = done
+            def on_progress(done: int, _total: int) -> None:
+                bar.update(done - bar.n)
 
             try:
-                report: dict[str, Any] = {}
                 for ev in decode_file(
                     path,
                     organization_id=settings.organization_id,
                     observer_id=settings.observer_id,
-                    progress=on_progress,
+                    on_progress=on_progress,
                     report=report,
                 ):
                     counts["events"] += 1
@@ -156,8 +154,9 @@ def decode_files(
             except SensorError as e:
                 summary.warnings.append(str(e))
                 continue
-            counts["packets"] = int(report.get("packets", 0))
-            summary.warnings.extend(str(w) for w in report.get("warnings", ()))
+            finally:
+                counts["packets"] = report.packets
+        summary.warnings.extend(f"{path}: {w}" if str(path) not in w else w for w in report.warnings)
 
 
 class Wiring:

@@ -390,7 +390,6 @@ def decode_file(
     registry: Mapping[str, DecoderSpec] | None = None,
     report: DecodeReport | MutableMapping[str, Any] | None = None,
     on_progress: ProgressHook | None = None,
-    progress: ProgressHook | None = None,
     **sensor_options: Any,
 ) -> Iterator[Event]:
     """Every event of a capture file, in frame order, flow records as flows end.
@@ -398,9 +397,9 @@ def decode_file(
     Opens the file immediately, so a missing or non-capture file raises CaptureFileError here,
     not at the first `next()`. Pass a DecodeReport to read counts and warnings afterwards (a
     dict is also accepted and receives `DecodeReport.to_dict()` when the run ends).
-    `on_progress(bytes_read, file_size)` drives a progress bar; `progress` is an alias.
+    `on_progress(bytes_read, file_size)` drives a progress bar.
     """
-    reader = CaptureReader(path, on_progress=on_progress or progress)
+    reader = CaptureReader(path, on_progress=on_progress)
     rep = report if isinstance(report, DecodeReport) else DecodeReport()
     rep.file, rep.sha256, rep.format = reader.name, reader.sha256, reader.format
     sensor = Sensor(organization_id, observer_id, registry, file_sha256=reader.sha256, file=reader.name, report=rep, **sensor_options)

@@ -10,7 +10,8 @@ Semantics (time is always the events' `@timestamp`, so a pcap replayed twice giv
   A long sweep therefore raises one alert per `count + 1` events, not one per packet; `suppress`
   thins that further.
 - new_terms: the combination of `fields` values is remembered from the first time it is seen. The
-  learning period runs from the first event the engine processed (any event) for `learn`; a
+  learning period runs from the first event the engine processed (any event) for `learn` (events
+  older than that first one are judged, not learned); a
   combination first seen at or after its end raises one alert, once. Events lacking a field are
   ignored.
 - suppress: after an alert for a key (the `by` fields of the triggering event), further alerts of the
@@ -298,7 +299,9 @@ class NewTermsDetector(Detector):
             return []
         state.keys[terms] = event.timestamp
         first = state.clock.first or event.timestamp
-        if event.timestamp < first + self.learn:
+        # Learning is [first, first + learn): an event older than the first one (a capture replayed
+        # after a newer one) is judged, not learned silently.
+        if first <= event.timestamp < first + self.learn:
             return []
         shown = ", ".join(f"{f}={_fmt(v)}" for f, v in zip(self.fields, terms))
         return [self.alerts.build(self.rule, [trigger_of(event)], event, reason=f"first seen after the learning period: {shown}")]

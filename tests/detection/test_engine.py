@@ -273,3 +273,31 @@ def test_engine_accepts_plain_rules_and_lists(pack: RuleSet, make_event: EventFa
     engine = DetectionEngine(list(pack.rules), pack.list_values())
     assert engine.process(make_event(0, ATK, PLC1, fc=8, action="mode_change", sub=4, address=None))
     assert engine.finish() == []
+
+
+def test_new_terms_judges_events_older_than_the_first_one() -> None:
+    """Replaying a newer capture before an older one must not learn the older one's attacks silently."""
+    from pipeline import schema as s
+    from detection.engine import DetectionEngine
+    from detection.rules.loader import load_rules
+
+    rules = [r for r in load_rules().rules if r.new_terms is not None]
+    assert rules, "the bundled pack has a new_terms rule"
+    engine = DetectionEngine(rules, load_rules().lists)
+
+    def req(src: str, when: dt.datetime, n: int) -> s.Event:
+        return s.Event(
+            timestamp=when,
+            event=s.EventInfo(kind="event", dataset="modbus", action="read", id=f"nt-{n}"),
+            source=s.Endpoint(ip=src, port=40000 + n),
+            destination=s.Endpoint(ip="10.10.1.101", port=502),
+            network=s.Network(transport="tcp", protocol="modbus", direction="request", is_orig=True),
+            evidence=s.Evidence(frame=n),
+            modbus=s.Modbus(transaction_id=n, unit_id=1, function_code=3, function_name="read_holding_registers", message_type="request"),
+        )
+
+    later = dt.datetime(2026, 5, 2, tzinfo=dt.timezone.utc)
+    assert engine.process(req("10.10.1.10", later, 1)) == []  # the HMI, a known master
+    earlier = later - dt.timedelta(days=1)
+    alerts = engine.process(req("10.10.1.66", earlier, 2))
+    assert [a.rule.id for a in alerts if a.rule] == [rules[0].id]

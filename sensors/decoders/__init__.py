@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from .base import DecoderSpec
-from .iec104 import SPEC as IEC104
 from .modbus import SPEC as MODBUS
 from .opcua import SPEC as OPCUA
 
 REGISTRY: dict[str, DecoderSpec] = {
     MODBUS.name: MODBUS,
     OPCUA.name: OPCUA,
-    IEC104.name: IEC104,
 }
 
 

@@ -44,6 +44,17 @@ def _check_captures(paths: Sequence[str]) -> list[str]:
     return list(paths)
 
 
+def _ports(specs: Sequence[str] | None) -> dict[str, list[int]]:
+    """`["modbus=5020", "modbus=1502"]` → {"modbus": [5020, 1502]}."""
+    out: dict[str, list[int]] = {}
+    for spec in specs or ():
+        name, _, port = spec.partition("=")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise SystemExit(f"qinling: --port {spec!r}: use PROTOCOL=PORT, e.g. modbus=5020")
+        out.setdefault(name.strip(), []).append(int(port))
+    return out
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     from .jobs import Summary, decode_files
 
@@ -52,7 +63,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     with _output(args.out or "-") as out:
         assert out is not None
         batch: list[schema.Event] = []
-        for ev in decode_files(_check_captures(args.pcaps), settings, summary, progress=args.progress and args.out not in (None, "-")):
+        captures = _check_captures(args.pcaps)
+        for ev in decode_files(captures, settings, summary, progress=args.progress and args.out not in (None, "-"), ports=_ports(args.port)):
             batch.append(ev)
             if len(batch) >= 1000:
                 out.write(schema.encode_many(batch))
@@ -80,6 +92,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 events_out=events_out,
                 store=store,
                 progress=args.progress,
+                ports=_ports(args.port),
             )
     finally:
         if store is not None:
@@ -109,7 +122,10 @@ def cmd_sensor(args: argparse.Namespace) -> int:
         store = open_store(settings.store)
     try:
         with _output(args.out) as out:
-            summary = live(args.iface, args.bpf, settings, out=out, store=store, stop=stop, count=args.count, timeout=args.timeout)
+            summary = live(args.iface, args.bpf, settings, out=out, store=store, stop=stop, count=args.count,
+                           timeout=args.timeout, ports=_ports(args.port),
+                           on_started=lambda: print(f"capturing on {args.iface}" + (f" ({args.bpf})" if args.bpf else ""),
+                                                    file=sys.stderr, flush=True))
     except KeyboardInterrupt:
         return 130
     finally:
@@ -145,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--observer", dest="observer_id", help="sensor id")
         sp.add_argument("--rules", dest="rules_dir", help="rules folder (default: bundled rules/)")
         sp.add_argument("--lists", dest="lists_file", help="named lists file (default: rules/lists.yml)")
+        sp.add_argument("--port", action="append", metavar="PROTO=PORT",
+                        help="also decode PROTO on this server port (repeatable), e.g. --port modbus=5020")
         if store:
             sp.add_argument("--store", help="sqlite:///PATH or http://HOST:9200 (default: settings)")
             sp.add_argument("--no-store", dest="store_enabled", action="store_false", help="write nothing to the store")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -119,16 +119,31 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=not enabled, file=sys.stderr, leave=False)
 
 
+def registry(ports: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
+    """The decoder registry, with extra server ports per protocol (`--port modbus=5020`)."""
+    from sensors.decoders import REGISTRY
+
+    reg = dict(REGISTRY)
+    for name, extra in (ports or {}).items():
+        if name not in reg:
+            raise SystemExit(f"qinling: no decoder named {name!r}; known: {', '.join(sorted(reg))}")
+        spec = reg[name]
+        reg[name] = dataclasses.replace(spec, default_ports=tuple(dict.fromkeys((*extra, *spec.default_ports))))
+    return reg
+
+
 def decode_files(
     paths: Sequence[str | Path],
     settings: Settings,
     summary: Summary,
     progress: bool = False,
+    ports: Mapping[str, Sequence[int]] | None = None,
 ) -> Iterator[Event]:
     """Every event of every capture, in order, with per-file counts and warnings in `summary`."""
     from sensors.engine import DecodeReport, decode_file
     from sensors.exceptions import SensorError
 
+    reg = registry(ports)
     for path in paths:
         path = Path(path)
         counts: dict[str, Any] = {"file": str(path), "packets": 0, "events": 0, "alerts": 0}
@@ -143,6 +158,7 @@ def decode_files(
             try:
                 for ev in decode_file(
                     path,
+                    registry=reg,
                     organization_id=settings.organization_id,
                     observer_id=settings.observer_id,
                     on_progress=on_progress,
@@ -259,11 +275,12 @@ def replay(
     store: Store | None = None,
     progress: bool = False,
     bus: Bus | None = None,
+    ports: Mapping[str, Sequence[int]] | None = None,
 ) -> Summary:
     """Captures → events topic → detection → alerts topic → store and files. Returns the summary."""
     summary = Summary()
     wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus)
-    for ev in decode_files(paths, settings, summary, progress=progress):
+    for ev in decode_files(paths, settings, summary, progress=progress, ports=ports):
         wiring.put(ev)
     return wiring.finish()
 
@@ -278,6 +295,8 @@ def live(
     stop: Any = None,
     count: int | None = None,
     timeout: float | None = None,
+    ports: Mapping[str, Sequence[int]] | None = None,
+    on_started: Any = None,
 ) -> Summary:
     """Live capture from `iface` through the same wiring; runs until `stop` is set, `count` or `timeout`."""
     from sensors.live import sniff_events
@@ -291,7 +310,7 @@ def live(
             wiring.put(ev)
         wiring.pump()
 
-    sniff_events(iface, bpf, on_events, stop_event=stop, count=count, timeout=timeout,
+    sniff_events(iface, bpf, on_events, stop_event=stop, count=count, timeout=timeout, registry=registry(ports), on_started=on_started,
                  organization_id=settings.organization_id, observer_id=settings.observer_id)
     return wiring.finish()
 

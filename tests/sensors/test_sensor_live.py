@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
 import os
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +17,6 @@ from sensors.live import sniff_events
 pytestmark = pytest.mark.netns
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _modbus_registry(port: int) -> dict[str, Any]:
     """The real Modbus decoder, registered on the test server's port instead of 502."""
     try:
@@ -34,47 +24,6 @@ def _modbus_registry(port: int) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - the decoder ships with the sensor; this guards partial checkouts
         pytest.skip("sensors.decoders.modbus not importable")
     return {SPEC.name: dataclasses.replace(SPEC, default_ports=(port,))}
-
-
-@pytest.fixture
-def modbus_server() -> Iterator[int]:
-    """A pymodbus 3 TCP server on 127.0.0.1:<free port>, in its own thread and event loop."""
-    from pymodbus.server import ModbusTcpServer
-    from pymodbus.simulator import DataType, SimData, SimDevice
-
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    port = _free_port()
-    device = SimDevice(
-        id=1,
-        simdata=(
-            [SimData(0, values=[False] * 32, datatype=DataType.BITS)],
-            [SimData(0, values=[True] * 32, datatype=DataType.BITS)],
-            [SimData(0, values=list(range(100)), datatype=DataType.REGISTERS)],
-            [SimData(0, values=list(range(100)), datatype=DataType.REGISTERS)],
-        ),
-    )
-    ready = threading.Event()
-    stop = threading.Event()
-
-    def run() -> None:
-        async def main() -> None:
-            server = ModbusTcpServer(device, address=("127.0.0.1", port))
-            task = asyncio.create_task(server.serve_forever())
-            while server.transport is None and not task.done():
-                await asyncio.sleep(0.01)
-            ready.set()
-            while not stop.is_set() and not task.done():
-                await asyncio.sleep(0.05)
-            await server.shutdown()
-
-        asyncio.run(main())
-
-    t = threading.Thread(target=run, name="modbus-server", daemon=True)
-    t.start()
-    assert ready.wait(10), "pymodbus server did not start"
-    yield port
-    stop.set()
-    t.join(10)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs root (raw sockets)")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from .base import DecoderSpec
 from .modbus import SPEC as MODBUS
 from .opcua import SPEC as OPCUA
+from .s7comm import SPEC as S7COMM
 
 REGISTRY: dict[str, DecoderSpec] = {
     MODBUS.name: MODBUS,
     OPCUA.name: OPCUA,
+    S7COMM.name: S7COMM,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import DecoderSpec
+from .dnp3 import SPEC as DNP3, SPEC_UDP as DNP3_UDP
 from .modbus import SPEC as MODBUS
 from .opcua import SPEC as OPCUA
 from .s7comm import SPEC as S7COMM
@@ -11,6 +12,8 @@ REGISTRY: dict[str, DecoderSpec] = {
     MODBUS.name: MODBUS,
     OPCUA.name: OPCUA,
     S7COMM.name: S7COMM,
+    DNP3.name: DNP3,
+    DNP3_UDP.name: DNP3_UDP,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .bacnet import SPEC as BACNET
 from .base import DecoderSpec
 from .dnp3 import SPEC as DNP3, SPEC_UDP as DNP3_UDP
 from .modbus import SPEC as MODBUS
@@ -11,6 +12,7 @@ from .s7comm import SPEC as S7COMM
 REGISTRY: dict[str, DecoderSpec] = {
     MODBUS.name: MODBUS,
     OPCUA.name: OPCUA,
+    BACNET.name: BACNET,
     S7COMM.name: S7COMM,
     DNP3.name: DNP3,
     DNP3_UDP.name: DNP3_UDP,

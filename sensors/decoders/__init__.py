@@ -5,6 +5,7 @@ from __future__ import annotations
 from .bacnet import SPEC as BACNET
 from .base import DecoderSpec
 from .dnp3 import SPEC as DNP3, SPEC_UDP as DNP3_UDP
+from .enip import SPECS as ENIP_SPECS
 from .modbus import SPEC as MODBUS
 from .opcua import SPEC as OPCUA
 from .s7comm import SPEC as S7COMM
@@ -16,6 +17,7 @@ REGISTRY: dict[str, DecoderSpec] = {
     S7COMM.name: S7COMM,
     DNP3.name: DNP3,
     DNP3_UDP.name: DNP3_UDP,
+    **ENIP_SPECS,  # enip over TCP and UDP 44818, cip_io on UDP 2222
 }
 
 

@@ -148,7 +148,7 @@ def test_flooding_drops_oldest(driver: Driver) -> None:
     # reported once per episode, not once per extra request
     assert len(flooded) == 1 and flooded[0].anomaly is not None and flooded[0].anomaly.code == "flooded"
     assert flooded[0].evidence is not None and flooded[0].evidence.frame == ModbusFlow.MAX_PENDING + 1
-    assert flow._npending == ModbusFlow.MAX_PENDING
+    assert len(flow._pending) == ModbusFlow.MAX_PENDING
     # The oldest (tid 0) was dropped, so its answer is unsolicited; tid 3 is still pending.
     assert kinds(driver.resp(bytes([0, 0]) + READ_HOLDING_RESP[2:]))[-1] == "anomaly:unsolicited_response"
     assert kinds(driver.resp(bytes([0, 3]) + READ_HOLDING_RESP[2:])) == ["response:3"]

@@ -356,7 +356,8 @@ def _objects(fc: int, is_response: bool, body: bytes, off: int, frag: AppFragmen
             obj["count"] = count
         else:
             count = 0
-        if no_data or g == 60 or count == 0:
+        # Headers-only requests still carry data for size-prefixed (free-format) objects, e.g. READ g70v5.
+        if (no_data and prefix_code not in PREFIX_SIZE) or g == 60 or count == 0:
             frag.objects.append(Dnp3Object(**obj))  # type: ignore[arg-type]
             continue
         ok = _object_data(g, v, prefix_code, first, count, cur, obj)
@@ -389,6 +390,15 @@ def _object_data(g: int, v: int, prefix_code: int, first: int, count: int, cur: 
         size = 1  # packed variation with an index prefix: one byte per point
     pbytes = PREFIX_INDEX.get(prefix_code) or PREFIX_SIZE.get(prefix_code) or 0
     is_size_prefix = prefix_code in PREFIX_SIZE
+    if size is None and not is_size_prefix and g == 0 and v < 254:
+        # Device attributes: each is data type (1), length (1), value (length bytes).
+        for _ in range(count):
+            if pbytes and cur.uint(pbytes) is None:
+                return False
+            h = cur.take(2)
+            if h is None or cur.take(h[1]) is None:
+                return False
+        return True
     if size is None and not is_size_prefix:
         return False
     if not decode and not is_size_prefix and size is not None and prefix_code == 0:

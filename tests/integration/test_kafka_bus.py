@@ -68,7 +68,7 @@ def test_batches_respect_max_records_and_keep_keys(kafka_bootstrap: str, topic: 
         for i in range(25):
             p.send(topic, f"v{i}".encode(), key=b"k%d" % (i % 3))
         p.flush()
-        c = bus.consumer([topic], group="g")
+        c = bus.consumer([topic], group=f"{topic}-g")
         batches = _drain_all(c, 25, max_records=10)
         assert all(1 <= len(b) <= 10 for b in batches)
         records = [r for b in batches for r in b]
@@ -99,16 +99,16 @@ def test_uncommitted_records_are_replayed_to_a_new_consumer_of_the_group(kafka_b
         for i in range(6):
             p.send(topic, bytes([i]))
         p.flush()
-        c1 = bus.consumer([topic], group="store")
+        c1 = bus.consumer([topic], group=f"{topic}-store")
         first = _drain_all(c1, 4, max_records=4)
         assert [r.value for b in first for r in b] == [bytes([i]) for i in range(4)]
         c1.commit()
         assert [r.value for r in c1.poll(max_records=2, timeout=5)] == [bytes([4]), bytes([5])]
         c1.close()  # read but never committed: the process "crashes" here
-        c2 = bus.consumer([topic], group="store")
+        c2 = bus.consumer([topic], group=f"{topic}-store")
         assert [r.value for r in c2.poll(max_records=10, timeout=5)] == [bytes([4]), bytes([5])]
         c2.close()
-        other = bus.consumer([topic], group="other")  # another group sees everything
+        other = bus.consumer([topic], group=f"{topic}-other")  # another group sees everything
         assert len([r for b in _drain_all(other, 6, max_records=10) for r in b]) == 6
     finally:
         bus.close()
@@ -121,14 +121,14 @@ def test_commit_is_per_group(kafka_bootstrap: str, topic: str) -> None:
         for i in range(3):
             p.send(topic, bytes([i]))
         p.flush()
-        a = bus.consumer([topic], group="a")
+        a = bus.consumer([topic], group=f"{topic}-a")
         assert len(a.poll(max_records=10, timeout=5)) == 3
         a.commit()
         a.close()
-        b = bus.consumer([topic], group="b")
+        b = bus.consumer([topic], group=f"{topic}-b")
         assert len(b.poll(max_records=10, timeout=5)) == 3  # b never committed anything
         b.close()
-        a2 = bus.consumer([topic], group="a")
+        a2 = bus.consumer([topic], group=f"{topic}-a")
         assert a2.poll(max_records=10, timeout=1.0) == []  # a did
         a2.close()
     finally:
@@ -138,17 +138,19 @@ def test_commit_is_per_group(kafka_bootstrap: str, topic: str) -> None:
 def test_two_consumers_of_one_group_split_the_partitions_and_see_every_record_once(kafka_bootstrap: str, topic: str) -> None:
     bus = _bus(kafka_bootstrap, topic, partitions=6)
     seen: dict[str, list[Record]] = {"c1": [], "c2": []}
-    consumers = {name: bus.consumer([topic], group="split") for name in seen}
+    consumers = {name: bus.consumer([topic], group=f"{topic}-split") for name in seen}
+    assigned: dict[str, set[tuple[str, int]]] = {name: set() for name in seen}
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def run(name: str) -> None:
-        c = consumers[name]
+        c = consumers[name]  # used by this thread only: kafka-python consumers are not thread-safe
         try:
             while not stop.is_set():
                 batch = c.poll(max_records=50, timeout=0.2)
                 seen[name].extend(batch)
                 c.commit()
+                assigned[name] = c.assignment()  # type: ignore[attr-defined]
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             errors.append(e)
 
@@ -158,7 +160,7 @@ def test_two_consumers_of_one_group_split_the_partitions_and_see_every_record_on
             t.start()
         deadline = time.monotonic() + 60
         while True:  # wait for a stable split of the six partitions
-            a1, a2 = (consumers[n].assignment() for n in ("c1", "c2"))  # type: ignore[attr-defined]
+            a1, a2 = assigned["c1"], assigned["c2"]
             if a1 and a2 and not (a1 & a2) and len(a1 | a2) == 6:
                 break
             assert not errors, errors
@@ -211,12 +213,12 @@ def test_drain_commits_only_after_the_sink_flushed(kafka_bootstrap: str, topic: 
             p.send(topic, bytes([i]))
         p.flush()
         sink = FailingSink()
-        c = bus.consumer([topic], group="store")
+        c = bus.consumer([topic], group=f"{topic}-store")
         with pytest.raises(OSError):
             drain(c, lambda vs: vs, [sink], timeout=2.0)
         c.close()
         sink.fail = False
-        c2 = bus.consumer([topic], group="store")
+        c2 = bus.consumer([topic], group=f"{topic}-store")
         assert drain(c2, lambda vs: vs, [sink], timeout=2.0) == 5
         assert sink.flushed == [bytes([i]) for i in range(5)]
     finally:
@@ -226,7 +228,7 @@ def test_drain_commits_only_after_the_sink_flushed(kafka_bootstrap: str, topic: 
 def test_poll_waits_for_a_record_from_another_thread(kafka_bootstrap: str, topic: str) -> None:
     bus = _bus(kafka_bootstrap, topic, partitions=1)
     try:
-        c = bus.consumer([topic], group="g")
+        c = bus.consumer([topic], group=f"{topic}-g")
         c.wait_for_assignment()  # type: ignore[attr-defined]
         p = bus.producer()
 

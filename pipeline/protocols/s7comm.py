@@ -54,6 +54,7 @@ class S7comm(Fields):
     function_name: str | None = None
     item_count: int | None = None
     items: list[S7Item] | None = None
+    areas: list[str] | None = None  # distinct area names of the items, for rules (inputs, outputs, flags, db, ...)
     max_amq_calling: int | None = None  # setup communication
     max_amq_called: int | None = None
     pdu_size: int | None = None

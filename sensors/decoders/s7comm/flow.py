@@ -85,6 +85,9 @@ def _struct(f: dict[str, Any], items: list[dict[str, Any]] | None) -> S7comm:
     kw = {k: v for k, v in f.items() if v is not None}
     if items is not None:
         kw["items"] = [S7Item(**{k: v for k, v in it.items() if v is not None}) for it in items]
+        areas = sorted({it["area_name"] for it in items if it.get("area_name")})
+        if areas:
+            kw["areas"] = areas
     return S7comm(**kw)
 
 

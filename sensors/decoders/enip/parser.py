@@ -1,9 +1,10 @@
 """EtherNet/IP encapsulation + CIP parser: pure functions over bytes, one message from the front of a buffer; never raises.
 
 Framing. The 24-byte encapsulation header's length is the only framing EtherNet/IP has over TCP. A
-header whose command is unknown *and* whose length is implausible (> MAX_ENCAP_LENGTH) is not
-trusted: the whole buffer is consumed as `not a header` and the flow starts again at the next segment.
-An unknown command with a plausible length is consumed and reported (`unknown_command`).
+header with a length above MAX_ENCAP_LENGTH, or with an unknown command and either non-zero options
+(the spec requires 0) or a length above MAX_UNKNOWN_LENGTH, is not trusted: the whole buffer is
+consumed as `not a header` (`invalid_length`) and the flow starts again at the next segment. An
+unknown command with a plausible header is consumed and reported (`unknown_command`).
 
 CIP. The message router request (service, request path, data) or response (service | 0x80, general
 status, additional status, data) inside an unconnected (0x00B2) or connected (0x00B1) data item is
@@ -71,6 +72,8 @@ _HH = struct.Struct("<HH")
 MAX_ITEMS: Final = 64
 MAX_EMBEDDED: Final = 256
 MAX_DEPTH: Final = 3
+# An unknown command is believed to be a header only with options 0 (as the spec requires) and at most this length.
+MAX_UNKNOWN_LENGTH: Final = 4096
 
 
 @dataclass(slots=True)
@@ -546,8 +549,8 @@ def parse(data: memoryview | bytes, direction: Direction) -> Parsed:
         return Parsed(0, ENCAP_HEADER_LEN - n)
     cmd, length, session, status, ctx, options = _HEADER.unpack_from(data)
     known = cmd in COMMANDS
-    if not known and (length > MAX_ENCAP_LENGTH or length > 4096):
-        return Parsed(n, anomaly=AnomalyCode.NOT_ENIP.value, anomaly_message=f"command 0x{cmd:04x} with length {length}: not an encapsulation header")
+    if length > MAX_ENCAP_LENGTH or (not known and (length > MAX_UNKNOWN_LENGTH or options != 0)):
+        return Parsed(n, anomaly=AnomalyCode.NOT_ENIP.value, anomaly_message=f"command 0x{cmd:04x}, length {length}, options 0x{options:08x}: not an encapsulation header")
     total = ENCAP_HEADER_LEN + length
     if n < total:
         return Parsed(0, total - n)

@@ -9,7 +9,9 @@ DEMO_DB := var/demo.sqlite
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: demo test venv apt bench lint clean
+SERVICES := $(BIN)/python -m pipeline.services
+
+.PHONY: demo test venv apt bench lint clean services services-down
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,8 +42,19 @@ demo: apt venv
 	@echo "Console: http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
 	$(BIN)/qinling console --store sqlite:///$(DEMO_DB) --host $(HOST) --port $(PORT)
 
+# Kafka and Elasticsearch from Maven Central jars (cached under .cache/), started once per run and
+# stopped on exit whatever the outcome; the integration tests fail (not skip) without them here.
 test: apt venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	@trap '$(SERVICES) down' EXIT; \
+	$(SERVICES) up && \
+	set -a && . $(CACHE)/services/run/env && set +a && \
+	QINLING_REQUIRE_SERVICES=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+services: venv
+	$(SERVICES) up
+
+services-down:
+	$(SERVICES) down
 
 bench: apt venv
 	$(BIN)/python -m benchmarks

@@ -273,8 +273,6 @@ class EnipFlow:
             e = msgspec.structs.replace(e, request_frame=req.frame)
             cips = self._enrich(cips, _effective(req.cips), req.frame)
         actions = [action_of(c.service_code, c.service_name, c.class_id) for c in cips]
-        if req is not None and req.cips and req.cips[0].service_name == "unconnected_send":
-            pass  # the reply is the embedded request's: its action is computed from the enriched record
         outcomes: list[str | None] = [None if c.status_code is None else ("success" if c.status_code == 0 else "failure") for c in cips]
         self._emit(msg, e, cips, actions, COMMAND_ACTIONS.get(cmd), Direction.TO_CLIENT, meta, out, outcome=enip_outcome, duration=duration,
                    outcomes=outcomes if cips else None)

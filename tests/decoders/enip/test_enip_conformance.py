@@ -76,7 +76,6 @@ def _ours(events: tuple[Any, ...]) -> tuple[Counter[Rec], Counter[Rec], Counter[
     enip: Counter[Rec] = Counter()
     cip: Counter[Rec] = Counter()
     io: Counter[Rec] = Counter()
-    seen: set[tuple[int, str | None, str | None]] = set()
     for e in events:
         if e.anomaly is not None or e.evidence is None:
             continue
@@ -84,12 +83,10 @@ def _ours(events: tuple[Any, ...]) -> tuple[Counter[Rec], Counter[Rec], Counter[
         if e.event.dataset == "cip_io":
             io[(f,)] += 1
         elif e.event.dataset == "enip" and e.enip is not None:
-            key = (f, e.event.id.rsplit("-", 1)[0], None)
             if e.cip is None or (e.cip.embedded_in is None and e.cip.index is None):
                 enip[(f, e.enip.command_code)] += 1
             if e.cip is not None:
                 cip[(f, e.cip.service_code, 1 if e.cip.message_type == "response" else 0)] += 1
-            seen.add(key)
     return enip, cip, io
 
 

@@ -116,7 +116,7 @@ _PROPS = """0 acked-transitions|1 ack-required|2 action|3 action-text|4 active-t
 |75 object-identifier|76 object-list|77 object-name|78 object-property-reference|79 object-type|80 optional
 |81 out-of-service|82 output-units|83 event-parameters|84 polarity|85 present-value|86 priority|87 priority-array
 |88 priority-for-writing|89 process-identifier|90 program-change|91 program-location|92 program-state
-|93 proportional-constant|94 proportional-constant-units|96 protocol-object-types-supported
+|93 proportional-constant|94 proportional-constant-units|95 protocol-conformance-class|96 protocol-object-types-supported
 |97 protocol-services-supported|98 protocol-version|99 read-only|100 reason-for-halt|102 recipient-list
 |103 reliability|104 relinquish-default|105 required|106 resolution|107 segmentation-supported|108 setpoint
 |109 setpoint-reference|110 state-text|111 status-flags|112 system-status|113 time-delay
@@ -146,8 +146,13 @@ _PROPS = """0 acked-transitions|1 ack-required|2 action|3 action-text|4 active-t
 |377 egress-time|380 in-progress|381 instantaneous-power|382 lighting-command|383 lighting-command-default-priority
 |387 tracking-value|390 bacnet-ip-global-address|399 bbmd-accept-fd-registrations
 |400 bbmd-broadcast-distribution-table|401 bbmd-foreign-device-table|408 ip-address|425 network-number
-|427 network-type|431 protocol-level|485 link-speed|512 current-health""".replace("\n", "")
+|427 network-type|431 protocol-level|485 link-speed""".replace("\n", "")
 PROPERTIES: Final = {int(k): v for k, _, v in (p.strip().partition(" ") for p in _PROPS.split("|"))}
+
+
+def property_name(p: int) -> str:
+    """Standard name; 512 and above are proprietary (vendor-specific) by the standard."""
+    return PROPERTIES.get(p) or (f"vendor-specific-{p}" if p >= 512 else str(p))
 
 ERROR_CLASSES: Final = dict(enumerate(("device", "object", "property", "resources", "security", "services", "vt", "communication")))
 ERROR_CODES: Final = {

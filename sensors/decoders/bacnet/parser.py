@@ -32,13 +32,13 @@ from .constants import (
     MAX_VALUE,
     NETWORK_MESSAGES,
     OBJECT_TYPES,
-    PROPERTIES,
     REINITIALIZE_STATES,
     REJECT_REASONS,
     SEGMENTATION,
     UNCONFIRMED_SERVICES,
     VENDORS,
     AnomalyCode,
+    property_name,
 )
 
 __all__ = ["parse", "tokens", "render_value", "Tag"]
@@ -261,7 +261,7 @@ def _prop(obj: bytes | None, prop: bytes | None, idx: bytes | None, value: str |
         kw.update(object_type=t, object_type_name=OBJECT_TYPES.get(t, str(t)), instance_number=i)
     if prop is not None:
         p = _uint(prop)
-        kw.update(property_id=p, property_name=PROPERTIES.get(p, str(p)))
+        kw.update(property_id=p, property_name=property_name(p))
     if idx is not None:
         kw["array_index"] = _uint(idx)
     if value is not None:

@@ -8,6 +8,7 @@ from .dnp3 import SPEC as DNP3, SPEC_UDP as DNP3_UDP
 from .enip import SPECS as ENIP_SPECS
 from .iec104 import SPEC as IEC104
 from .modbus import SPEC as MODBUS
+from .mqtt import SPEC as MQTT
 from .opcua import SPEC as OPCUA
 from .s7comm import SPEC as S7COMM
 
@@ -17,6 +18,7 @@ REGISTRY: dict[str, DecoderSpec] = {
     BACNET.name: BACNET,
     S7COMM.name: S7COMM,
     IEC104.name: IEC104,
+    MQTT.name: MQTT,
     DNP3.name: DNP3,
     DNP3_UDP.name: DNP3_UDP,
     **ENIP_SPECS,  # enip over TCP and UDP 44818, cip_io on UDP 2222

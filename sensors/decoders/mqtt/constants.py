@@ -73,8 +73,7 @@ class AnomalyCode(str, enum.Enum):
     UNASSIGNED_MSG_TYPE = "unassigned_msg_type"  # type 0, or AUTH (15) before MQTT 5
     INVALID_FLAGS = "invalid_flags"  # fixed-header flags not the ones the spec fixes for that type
     INVALID_QOS_LEVEL = "invalid_qos_level"  # QoS 3 in PUBLISH, will or a subscription
-    MALFORMED_TRAFFIC = "malformed_traffic"  # variable header or payload does not fit the remaining length
-    INVALID_PROPERTIES = "invalid_properties"  # MQTT 5 property length or id wrong
+    MALFORMED_TRAFFIC = "malformed_traffic"  # body does not fit the remaining length; bad MQTT 5 property list
     TOO_LARGE = "too_large"  # message over MAX_MESSAGE octets: decoded from its start, rest skipped
     MISSING_CONNECT = "missing_connect"  # CONNACK with no CONNECT before it
     MISSING_PUBLISH = "missing_publish"  # PUBACK/PUBREC/PUBCOMP with no pending PUBLISH/PUBREL

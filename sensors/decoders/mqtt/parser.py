@@ -127,7 +127,7 @@ class _Body:
 def _props(c: _Cur, o: _Body, key: str = "properties") -> None:
     n = c.varint()
     if n > c.left():
-        o.bad(AnomalyCode.INVALID_PROPERTIES, f"property length {n} > {c.left()} octet(s) left")
+        o.bad(AnomalyCode.MALFORMED_TRAFFIC, f"property length {n} > {c.left()} octet(s) left")
         c.o = c.end
         return
     end = c.o + n
@@ -139,7 +139,7 @@ def _props(c: _Cur, o: _Body, key: str = "properties") -> None:
             pid = sub.varint()
             spec = PROPERTIES.get(pid)
             if spec is None:
-                o.bad(AnomalyCode.INVALID_PROPERTIES, f"unknown property id 0x{pid:02x}")
+                o.bad(AnomalyCode.MALFORMED_TRAFFIC, f"unknown property id 0x{pid:02x}")
                 break
             name, kind = spec
             if kind == "byte":
@@ -163,7 +163,7 @@ def _props(c: _Cur, o: _Body, key: str = "properties") -> None:
                 k = sub.utf8()
                 users[k] = sub.utf8()
     except _Short as exc:
-        o.bad(AnomalyCode.INVALID_PROPERTIES, f"property list: {exc}")
+        o.bad(AnomalyCode.MALFORMED_TRAFFIC, f"property list: {exc}")
     c.o = end
     if props:
         o.f[key] = props

@@ -1,0 +1,107 @@
+"""Fixtures for the MQTT decoder tests: frame metadata, a flow driver, the corpus traces."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline.schema import Event
+from sensors.decoders.base import Conn, Direction, FrameMeta
+from sensors.decoders.mqtt import MqttFlow
+
+REPO = Path(__file__).resolve().parents[3]
+SHARED = (REPO / ".." / "shared").resolve()
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+CONN = Conn("10.0.0.1", 40000, "10.0.0.2", 1883, "tcp", "1:test")
+
+SUITES = "suricata-verify/tests"
+ZEEK_MQTT = "zeek/traces/mqtt.pcap"
+
+
+def mqtt_traces(corpus: Path) -> list[tuple[str, Path]]:
+    """The Zeek trace plus every pcap of the suricata-verify mqtt* tests (each file once)."""
+    out = [(ZEEK_MQTT, corpus / ZEEK_MQTT)] if (corpus / ZEEK_MQTT).is_file() else []
+    for p in sorted((corpus / SUITES).glob("mqtt*/*.pcap")):
+        out.append((str(p.relative_to(corpus)), p))
+    return out
+
+
+def meta_at(frame: int, ms: int = 0) -> FrameMeta:
+    return FrameMeta(frame=frame, time=T0 + dt.timedelta(milliseconds=ms), conn=CONN, file_sha256="0" * 64, file="unit.pcap")
+
+
+class Driver:
+    """Feeds one MqttFlow with numbered frames, 1 ms apart unless told otherwise."""
+
+    def __init__(self) -> None:
+        self.flow = MqttFlow()
+        self.frame = 0
+
+    def client(self, data: bytes, ms: int | None = None) -> list[Event]:
+        return self.send(data, Direction.TO_SERVER, ms)
+
+    def broker(self, data: bytes, ms: int | None = None) -> list[Event]:
+        return self.send(data, Direction.TO_CLIENT, ms)
+
+    def send(self, data: bytes, direction: Direction, ms: int | None = None) -> list[Event]:
+        self.frame += 1
+        return self.flow.feed(memoryview(data), direction, meta_at(self.frame, self.frame if ms is None else ms))
+
+    def close(self) -> list[Event]:
+        return self.flow.close(meta_at(self.frame + 1, self.frame + 1))
+
+
+@pytest.fixture
+def meta() -> Callable[..., FrameMeta]:
+    return meta_at
+
+
+@pytest.fixture
+def driver() -> Driver:
+    return Driver()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not (SHARED / "corpus").is_dir():
+        pytest.skip(f"shared corpus not found at {SHARED}")
+    return SHARED / "corpus"
+
+
+@pytest.fixture(scope="session")
+def traces(corpus: Path) -> list[tuple[str, Path]]:
+    return mqtt_traces(corpus)
+
+
+@pytest.fixture(scope="session")
+def tshark() -> str:
+    exe = shutil.which("tshark")
+    if exe is None:
+        pytest.skip("tshark not on PATH")
+    return exe
+
+
+EXPECTED_DIFFERENCES = Path(__file__).parent / "expected_differences.yml"
+
+
+@pytest.fixture(scope="session")
+def expected_differences() -> dict[str, list[dict[str, object]]]:
+    import yaml
+
+    doc = yaml.safe_load(EXPECTED_DIFFERENCES.read_text(encoding="utf-8")) or {}
+    for section, entries in doc.items():
+        for e in entries:
+            assert e.get("why"), f"{EXPECTED_DIFFERENCES}: an entry of {section} has no reason: {e}"
+    return doc
+
+
+@pytest.fixture(scope="session")
+def decoded(traces: list[tuple[str, Path]]) -> dict[str, list[Event]]:
+    """Every MQTT capture decoded once by the sensor engine (shared by the conformance tests)."""
+    from sensors.engine import decode_file
+
+    return {name: list(decode_file(path)) for name, path in traces}

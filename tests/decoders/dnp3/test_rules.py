@@ -110,7 +110,7 @@ def test_activate_config_auth_error_and_broadcast_operate(tmp_path: Path, pack_w
     pcap = build_pcap(tmp_path / "crafted.pcap", [
         (message(bytes([0xC1, 0x01, 0x3C, 0x01, 0x06])), True),                                          # 1 read class 0
         (message(bytes([0xC1, 0x81, 0x00, 0x00]), src=10, dst=1), False),                                  # 2 response
-        (message(bytes([0xC2, 0x1F, 0x5B, 0x01, 0x05, 0x00]) + bytes(5)), True),                           # 3 activate_config (g91? header)
+        (message(bytes([0xC2, 0x1F, 0x46, 0x08, 0x5B, 0x01, 0x07, 0x00]) + b"new.cfg"), True),              # 3 activate_config g70v8 "new.cfg"
         (message(bytes([0xC2, 0x83, 0x00, 0x00, 0x78, 0x07, 0x5B, 0x01, 15, 0]) + auth_err, src=10, dst=1), False),  # 4 auth error
         (message(bytes([0xC3, 0x05, 0x0C, 0x01, 0x17, 0x01, 0x00, 0x41, 0x01]) + bytes(9), dst=0xFFFF), True),  # 5 broadcast direct operate
     ])  # fmt: skip
@@ -119,6 +119,7 @@ def test_activate_config_auth_error_and_broadcast_operate(tmp_path: Path, pack_w
     assert got.get("qn-dnp3-0008") == {4}
     assert got.get("qn-dnp3-0010") == {5}
     assert "qn-dnp3-0004" not in got  # the operate came from the listed master
+    assert "qn-dnp3-0011" not in got  # well-formed throughout
 
 
 def test_bad_crc_storm(tmp_path: Path, pack_with: Callable[[list[str]], RuleSet]) -> None:

@@ -75,14 +75,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .jobs import replay
+    from .jobs import open_store_for, replay
 
     settings = _settings(args)
     store = None
     if args.store_enabled:
-        from pipeline.store import open_store
-
-        store = open_store(settings.store)
+        store = open_store_for(settings)
     try:
         with _output(args.out) as out, _output(args.events_out) as events_out:
             summary = replay(
@@ -93,12 +91,68 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 store=store,
                 progress=args.progress,
                 ports=_ports(args.port),
+                workers=args.workers,
             )
     finally:
         if store is not None:
             store.close()
     print(summary.table(), file=sys.stderr)
+    if not args.workers:
+        return 0
     return 0 if not summary.warnings else 3
+
+
+def _worker_signals() -> threading.Event:
+    """SIGTERM and SIGINT end the loop after the current batch (which is committed first)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import time
+
+    from .jobs import open_store_for, run_detect
+
+    settings = _settings(args)
+    stop = _worker_signals()
+    store = open_store_for(settings) if args.store_enabled else None
+    pause = args.pause_before_commit
+
+    def before_commit(batch: list) -> None:  # type: ignore[type-arg]
+        print(f"detect: batch of {len(batch)} record(s) processed, committing", file=sys.stderr, flush=True)
+        if pause:
+            time.sleep(pause)
+
+    print(f"detect: consuming {settings.topic('events')} as group {settings.detect_group!r} on {settings.kafka_servers if settings.uses_kafka else 'the embedded bus'}",
+          file=sys.stderr, flush=True)
+    try:
+        stats = run_detect(settings, stop, store=store, max_records=args.max_records, before_commit=before_commit)
+    finally:
+        if store is not None:
+            store.close()
+    print(f"detect: stopped after {stats.records} record(s), {stats.alerts} alert(s), {stats.warmup} re-read for state", file=sys.stderr)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .jobs import open_store_for, run_index
+
+    settings = _settings(args)
+    stop = _worker_signals()
+    store = open_store_for(settings)
+    print(f"index: consuming {settings.topic('events')}, {settings.topic('alerts')} as group {settings.index_group!r} into {settings.redacted()['store']}",
+          file=sys.stderr, flush=True)
+    try:
+        stats = run_index(settings, stop, store, max_records=args.max_records)
+    finally:
+        store.close()
+    print(f"index: stopped after {stats.events} event(s) and {stats.alerts} alert(s)", file=sys.stderr)
+    return 0
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -178,10 +232,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("pcaps", nargs="+", metavar="PCAP")
     r.add_argument("--out", help="alerts file (JSON lines; - for stdout)")
     r.add_argument("--events-out", help="also write decoded events here")
-    r.add_argument("--bus", help="embedded | kafka")
+    r.add_argument("--bus", help="embedded | kafka://HOST:PORT[,HOST:PORT] (default: settings)")
+    r.add_argument("--no-workers", dest="workers", action="store_false",
+                   help="Kafka: only publish the events; running `qinling detect` / `qinling index` workers do the rest")
     r.add_argument("--no-progress", dest="progress", action="store_false")
     common(r)
     r.set_defaults(func=cmd_replay)
+
+    de = sub.add_parser("detect", help="worker: events topic → detection → alerts topic (until SIGTERM)")
+    de.add_argument("--bus", help="kafka://HOST:PORT[,HOST:PORT] (default: settings)")
+    de.add_argument("--max-records", type=int, default=2000, help="records per micro-batch")
+    de.add_argument("--pause-before-commit", type=float, default=0.0, help=argparse.SUPPRESS)  # fault tests
+    common(de)
+    de.set_defaults(func=cmd_detect)
+
+    ix = sub.add_parser("index", help="worker: events and alerts topics → store (until SIGTERM)")
+    ix.add_argument("--bus", help="kafka://HOST:PORT[,HOST:PORT] (default: settings)")
+    ix.add_argument("--max-records", type=int, default=2000, help="records per batch")
+    ix.add_argument("--store", help="sqlite:///PATH or http://HOST:9200 (default: settings)")
+    ix.set_defaults(func=cmd_index, store_enabled=True)
 
     c = sub.add_parser("console", help="serve the web console")
     c.add_argument("--store", help="sqlite:///PATH or http://HOST:9200")

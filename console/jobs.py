@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -13,7 +16,9 @@ from detection.assets import AssetTracker
 from detection.engine import DetectionEngine
 from detection.rules.loader import load_rules
 from pipeline import schema
+from pipeline.exceptions import BusError
 from pipeline.bus import TOPIC_ALERTS, TOPIC_EVENTS, Bus, EmbeddedBus
+from pipeline.keys import asset_key
 from pipeline.schema import Event
 from pipeline.settings import Settings
 from pipeline.stages import Sink, drain
@@ -31,14 +36,47 @@ def lists_file(settings: Settings) -> Path:
     return Path(settings.lists_file) if settings.lists_file else rules_dir(settings) / "lists.yml"
 
 
-def open_bus(settings: Settings) -> Bus:
-    if settings.bus == "embedded":
-        return EmbeddedBus()
-    if settings.bus == "kafka":
-        from pipeline.kafka_bus import KafkaBus  # type: ignore[import-not-found]
+log = logging.getLogger("qinling")
 
-        return KafkaBus(settings.kafka_bootstrap)  # type: ignore[no-any-return]
-    raise SystemExit(f"qinling: unknown bus {settings.bus!r} (use embedded or kafka)")
+
+def open_bus(settings: Settings, client_id: str = "qinling") -> Bus:
+    """`embedded`, or Kafka at `kafka://HOST:PORT[,HOST:PORT]` (plain `kafka`: `kafka_bootstrap`)."""
+    if not settings.uses_kafka:
+        return EmbeddedBus()
+    from pipeline.kafka_bus import KafkaBus
+
+    return KafkaBus(
+        settings.kafka_servers,
+        partitions=settings.kafka_partitions,
+        client_id=client_id,
+        topics=(settings.topic(TOPIC_EVENTS), settings.topic(TOPIC_ALERTS)),
+        replication_factor=settings.kafka_replication_factor,
+        security=settings.kafka_security(),
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+    )
+
+
+def open_store_for(settings: Settings, url: str | None = None) -> Store:
+    """The store at `url` (default: settings.store), with the Elasticsearch credentials of the settings."""
+    url = url or settings.store
+    if url.startswith(("http://", "https://")):
+        from pipeline.store.elastic import ElasticStore
+
+        return ElasticStore(
+            url,
+            prefix=settings.es_index_prefix,
+            api_key=settings.es_api_key or None,
+            basic_auth=(settings.es_username, settings.es_password) if settings.es_username else None,
+            ca_certs=settings.es_ca_certs or None,
+        )
+    return open_store(url)
+
+
+def load_engine(settings: Settings) -> tuple[DetectionEngine, AssetTracker]:
+    rules = load_rules(rules_dir(settings), lists_file(settings))
+    engine = DetectionEngine(rules.rules, rules.lists, organization_id=settings.organization_id)
+    return engine, AssetTracker(organization_id=settings.organization_id)
 
 
 class JsonlSink(Sink[Event]):
@@ -190,9 +228,7 @@ class Wiring:
     ) -> None:
         self.summary, self.store = summary, store
         self.bus = bus or open_bus(settings)
-        rules = load_rules(rules_dir(settings), lists_file(settings))
-        self.engine = DetectionEngine(rules.rules, rules.lists, organization_id=settings.organization_id)
-        self.assets = AssetTracker(organization_id=settings.organization_id)
+        self.engine, self.assets = load_engine(settings)
         self.producer = self.bus.producer()
         self._detect_in = self.bus.consumer([TOPIC_EVENTS], group="detect")
         self._sink_in = self.bus.consumer([TOPIC_EVENTS, TOPIC_ALERTS], group="sink")
@@ -208,9 +244,7 @@ class Wiring:
         self._file_rows: dict[str, dict[str, Any]] = {}  # capture sha256 -> its summary row
 
     def put(self, ev: Event) -> None:
-        sha = ev.evidence.file_sha256 if ev.evidence else None
-        if sha and sha not in self._file_rows and self.summary.files:
-            self._file_rows[sha] = self.summary.files[-1]
+        _note_file(ev, self.summary, self._file_rows)
         self.producer.send(TOPIC_EVENTS, schema.encode(ev), key=_key(ev))
         self._sent += 1
         if self._sent % BATCH == 0:
@@ -229,14 +263,9 @@ class Wiring:
             yield from self.engine.process(ev)
 
     def publish(self, alerts: Iterable[Event]) -> None:
-        s = self.summary
         for a in alerts:
             self.assets.note_alert(a)
-            s.alerts += 1
-            s.alerts_by_rule[(a.rule.id if a.rule else "?", a.rule.name if a.rule else "?", a.event.severity or 0)] += 1
-            row = self._file_rows.get(a.evidence.file_sha256 or "") if a.evidence else None
-            if row is not None:
-                row["alerts"] += 1
+            _count_alert(a, self.summary, self._file_rows)
             self.producer.send(TOPIC_ALERTS, schema.encode(a), key=_key(a))
         self.producer.flush()
 
@@ -266,6 +295,20 @@ class _AlertPublisher(Sink[Event]):
         self._pending = []
 
 
+def _note_file(ev: Event, summary: Summary, rows: dict[str, dict[str, Any]]) -> None:
+    sha = ev.evidence.file_sha256 if ev.evidence else None
+    if sha and sha not in rows and summary.files:
+        rows[sha] = summary.files[-1]
+
+
+def _count_alert(a: Event, s: Summary, rows: dict[str, dict[str, Any]]) -> None:
+    s.alerts += 1
+    s.alerts_by_rule[(a.rule.id if a.rule else "?", a.rule.name if a.rule else "?", a.event.severity or 0)] += 1
+    row = rows.get(a.evidence.file_sha256 or "") if a.evidence else None
+    if row is not None:
+        row["alerts"] += 1
+
+
 def replay(
     paths: Sequence[str | Path],
     settings: Settings,
@@ -276,8 +319,19 @@ def replay(
     progress: bool = False,
     bus: Bus | None = None,
     ports: Mapping[str, Sequence[int]] | None = None,
+    workers: bool = True,
 ) -> Summary:
-    """Captures → events topic → detection → alerts topic → store and files. Returns the summary."""
+    """Captures → events topic → detection → alerts topic → store and files. Returns the summary.
+
+    On Kafka (`settings.bus`, or a Kafka `bus`) the events are published, then — unless `workers`
+    is false — the detect and index stages run in this process as their own consumer groups, as
+    separate `qinling detect` / `qinling index` workers would, until they have consumed everything
+    published; `out` then receives the alerts read back from the store."""
+    if bus is None and settings.uses_kafka:
+        bus = open_bus(settings, client_id="qinling-replay")
+    if bus is not None and not isinstance(bus, EmbeddedBus):
+        return replay_kafka(paths, settings, bus, out=out, events_out=events_out, store=store, progress=progress,
+                            ports=ports, workers=workers)
     summary = Summary()
     wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus)
     for ev in decode_files(paths, settings, summary, progress=progress, ports=ports):
@@ -315,6 +369,189 @@ def live(
     return wiring.finish()
 
 
-def _key(ev: Event) -> bytes | None:
-    cid = ev.network.community_id if ev.network else None
-    return cid.encode() if cid else None
+_key = asset_key  # events and alerts are keyed by asset on both buses (pipeline.keys)
+
+
+# ---------------------------------------------------------------- Kafka: workers and replay
+
+
+def _caught_up(committed: Mapping[tuple[str, int], int], topic: str, start: Mapping[int, int], end: Mapping[int, int]) -> bool:
+    """Every partition that received records between `start` and `end` is committed up to `end`."""
+    return all(committed.get((topic, p), 0) >= off for p, off in end.items() if off > start.get(p, 0))
+
+
+def detect_worker(settings: Settings, bus: Bus, *, max_records: int = BATCH, rewind: int | None = None,
+                  on_alerts: Any = None, before_commit: Any = None) -> Any:
+    """A DetectWorker consuming the events topic as group `settings.detect_group`."""
+    from detection.worker import DetectWorker
+
+    engine, assets = load_engine(settings)
+    n = settings.detect_rewind if rewind is None else rewind
+    topics = [settings.topic(TOPIC_EVENTS)]
+    consumer = bus.consumer(topics, group=settings.detect_group, rewind=n) if n and not isinstance(bus, EmbeddedBus) else \
+        bus.consumer(topics, group=settings.detect_group)  # type: ignore[call-arg]
+    return DetectWorker(engine, assets, consumer, bus.producer(), alerts_topic=settings.topic(TOPIC_ALERTS),
+                        max_records=max_records, on_alerts=on_alerts, before_commit=before_commit)
+
+
+def run_detect(settings: Settings, stop: threading.Event, *, bus: Bus | None = None, store: Store | None = None,
+               assets_every: float = 30.0, **kw: Any) -> Any:
+    """`qinling detect`: run until `stop`; the asset inventory goes to `store` every `assets_every` s and at the end."""
+    own = bus is None
+    bus = bus or open_bus(settings, client_id="qinling-detect")
+    worker = detect_worker(settings, bus, **kw)
+    last = [time.monotonic()]
+
+    def write_assets(_w: Any = None, force: bool = False) -> None:
+        if store is None or (not force and time.monotonic() - last[0] < assets_every):
+            return
+        from pipeline.exceptions import StoreError
+
+        try:
+            store.write_assets(worker.assets.snapshot())
+            store.flush()
+            last[0] = time.monotonic()
+        except StoreError as e:
+            log.warning("detect: asset inventory not written (%s); trying again later", e)
+
+    try:
+        worker.run(stop, on_idle=write_assets)
+        worker.finish()
+        write_assets(force=True)
+    finally:
+        worker.consumer.close()  # leave the group now: the partitions move at once, not after the session timeout
+        if own:
+            bus.close()
+    return worker.stats
+
+
+def run_index(settings: Settings, stop: threading.Event, store: Store, *, bus: Bus | None = None, until: Any = None,
+              max_records: int = BATCH) -> Any:
+    """`qinling index`: events and alerts → store, committing after each store flush; until `stop` or `until`."""
+    from pipeline.indexer import run_indexer
+
+    own = bus is None
+    bus = bus or open_bus(settings, client_id="qinling-index")
+    consumer = bus.consumer([settings.topic(TOPIC_EVENTS), settings.topic(TOPIC_ALERTS)], group=settings.index_group)
+    try:
+        return run_indexer(consumer, store, stop=stop, until=until, max_records=max_records)
+    finally:
+        consumer.close()
+        if own:
+            bus.close()
+
+
+def replay_kafka(
+    paths: Sequence[str | Path],
+    settings: Settings,
+    bus: Bus,
+    *,
+    out: IO[bytes] | None = None,
+    events_out: IO[bytes] | None = None,
+    store: Store | None = None,
+    progress: bool = False,
+    ports: Mapping[str, Sequence[int]] | None = None,
+    workers: bool = True,
+    timeout: float = 600.0,
+) -> Summary:
+    """Publish every event, then run detect and index in this process until all of it is consumed."""
+    from pipeline.kafka_bus import KafkaBus
+
+    assert isinstance(bus, KafkaBus)
+    t_events, t_alerts = settings.topic(TOPIC_EVENTS), settings.topic(TOPIC_ALERTS)
+    summary = Summary()
+    rows: dict[str, dict[str, Any]] = {}
+    ev_start, al_start = bus.end_offsets(t_events), bus.end_offsets(t_alerts)
+    producer = bus.producer()
+    pending: list[Event] = []
+    for ev in decode_files(paths, settings, summary, progress=progress, ports=ports):
+        _note_file(ev, summary, rows)
+        producer.send(t_events, schema.encode(ev), key=asset_key(ev))
+        if events_out is not None:
+            pending.append(ev)
+            if len(pending) >= BATCH:
+                events_out.write(schema.encode_many(pending))
+                pending = []
+    producer.flush()
+    if events_out is not None and pending:
+        events_out.write(schema.encode_many(pending))
+    ev_end = bus.end_offsets(t_events)
+    if not workers:
+        summary.warnings.append(f"--no-workers: events published to {t_events}; `qinling detect` and `qinling index` workers take it from there")
+        return summary
+
+    stop = threading.Event()
+    alert_ids: list[str] = []
+    raised: list[Event] = []
+
+    def on_alerts(alerts: list[Event]) -> None:
+        for a in alerts:
+            alert_ids.append(a.event.id or "")
+            if store is None and out is not None:
+                raised.append(a)
+            _count_alert(a, summary, rows)
+
+    detector = detect_worker(settings, bus, rewind=0, on_alerts=on_alerts, max_records=max(BATCH, 20000))
+    deadline = time.monotonic() + timeout
+    detect_done = threading.Event()
+    al_end: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def index() -> None:
+        assert store is not None
+        try:
+            run_index(settings, stop, store, bus=bus, until=lambda st: detect_done.is_set()
+                      and _caught_up(st.committed, t_events, ev_start, ev_end)
+                      and _caught_up(st.committed, t_alerts, al_start, al_end))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(e)
+            stop.set()
+
+    indexer = threading.Thread(target=index, name="qinling-index", daemon=True) if store is not None else None
+    if indexer is not None:
+        indexer.start()
+    try:
+        detector.run(stop, until=lambda w: _caught_up(w.stats.committed, t_events, ev_start, ev_end) or time.monotonic() > deadline)
+        detector.finish(stop)
+        detector.producer.flush()
+        al_end.update(bus.end_offsets(t_alerts))
+        detect_done.set()
+        if indexer is not None:
+            while indexer.is_alive() and time.monotonic() < deadline:
+                indexer.join(0.5)
+            if indexer.is_alive():
+                stop.set()
+                indexer.join(30)
+                raise BusError(f"replay: the index stage did not catch up within {timeout:.0f}s")
+    finally:
+        stop.set()
+        detector.consumer.close()
+    if errors:
+        raise errors[0]
+    if not _caught_up(detector.stats.committed, t_events, ev_start, ev_end):
+        raise BusError(f"replay: the detect stage did not consume every event within {timeout:.0f}s")
+    summary.assets = len(detector.assets)
+    if store is not None:
+        store.write_assets(detector.assets.snapshot())
+        store.flush()
+    if out is not None:
+        # With a store the file holds what the store holds (read back), else what the detector raised.
+        out.write(schema.encode_many(_read_back(store, alert_ids) if store is not None else raised))
+        out.flush()
+    return summary
+
+
+def _read_back(store: Store, ids: Sequence[str]) -> list[Event]:
+    """The alerts with these ids as the store holds them, in the order given (first occurrence)."""
+    ids = list(dict.fromkeys(ids))
+    found: dict[str, Event] = {}
+    for i in range(0, len(ids), 1000):
+        for a in store.get_many("alerts", ids[i : i + 1000]):
+            if a.event.id:
+                found[a.event.id] = a
+    missing = [i for i in ids if i not in found]
+    if missing:
+        from pipeline.exceptions import StoreError
+
+        raise StoreError(f"replay: {len(missing)} alert(s) are not in the store after indexing (first: {missing[0]})")
+    return [found[i] for i in ids]

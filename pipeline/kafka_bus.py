@@ -19,6 +19,14 @@ Kafka specifics: a consumer joins its group on its first `poll`, which therefore
 returns only what has already been fetched; pass a small timeout (e.g. 0.5 s) when an empty batch
 is taken to mean "idle".
 
+Remote clusters: `security` takes kafka-python's TLS/SASL options (`security_protocol`,
+`sasl_mechanism`, `sasl_plain_username`, `sasl_plain_password`, `ssl_cafile`), applied to every
+client; `pipeline.settings.Settings.kafka_security()` builds them. They are never logged.
+
+Takeover: a consumer of a dead process keeps its partitions until `session_timeout_ms` passes
+without a heartbeat; lower it (the broker's `group.min.session.timeout.ms` is the floor) for faster
+takeover at the cost of more spurious rebalances on a loaded machine.
+
 Compression: lz4 when the `lz4` package is importable (fast, cheap on CPU), otherwise none;
 pass `compression="gzip"` (pure zlib, built in) to trade CPU for bytes.
 """
@@ -30,7 +38,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .bus import TOPIC_ALERTS, TOPIC_EVENTS, Bus, Consumer, Producer, Record
@@ -77,6 +85,9 @@ class KafkaBus(Bus):
         batch_size: int = 256 * 1024,
         connect_timeout: float = 10.0,
         join_timeout: float = 30.0,
+        security: Mapping[str, Any] | None = None,
+        session_timeout_ms: int = 10000,
+        heartbeat_interval_ms: int = 1000,
     ) -> None:
         if partitions < 1:
             raise BusError(f"partitions must be >= 1, got {partitions}")
@@ -88,6 +99,9 @@ class KafkaBus(Bus):
         self.batch_size = batch_size
         self.connect_timeout_ms = int(connect_timeout * 1000)
         self.join_timeout = join_timeout
+        self.security: dict[str, Any] = dict(security or {})
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = min(heartbeat_interval_ms, max(1, session_timeout_ms // 3))
         self._closing: list[Producer | Consumer] = []
         self.ensure_topics(list(topics), partitions, replication_factor)
 
@@ -113,6 +127,7 @@ class KafkaBus(Bus):
                 client_id=f"{self.client_id}-admin",
                 bootstrap_timeout_ms=self.connect_timeout_ms,
                 request_timeout_ms=max(self.connect_timeout_ms, 15000),
+                **self.security,
             )
         except KafkaError as e:
             raise _unreachable(self.bootstrap, e) from e
@@ -158,14 +173,34 @@ class KafkaBus(Bus):
         finally:
             admin.close()
 
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Partition -> offset the next record will get (what a fully caught-up group has committed)."""
+        self._probe()
+        try:
+            c = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id=f"{self.client_id}-offsets",
+                              bootstrap_timeout_ms=self.connect_timeout_ms, **self.security)
+        except KafkaError as e:
+            raise _unreachable(self.bootstrap, e) from e
+        try:
+            parts = c.partitions_for_topic(topic) or set()
+            ends = c.end_offsets([TopicPartition(topic, p) for p in parts])
+            return {tp.partition: off for tp, off in ends.items()}
+        except KafkaError as e:
+            raise BusError(f"could not read the end offsets of {topic!r} on {self.bootstrap}: {e}") from e
+        finally:
+            c.close()
+
     # ------------------------------------------------------------ Bus
     def producer(self) -> Producer:
         p = _KafkaProducer(self)
         self._closing.append(p)
         return p
 
-    def consumer(self, topics: Sequence[str], group: str) -> Consumer:
-        c = _KafkaConsumer(self, list(topics), group)
+    def consumer(self, topics: Sequence[str], group: str, *, rewind: int = 0) -> Consumer:
+        """`rewind` > 0: on every partition assignment, start up to that many records *before* the
+        group's committed offset; those records are listed in the consumer's `warmup_positions`
+        (a stateful stage re-reads them to rebuild its state, and publishes nothing for them)."""
+        c = _KafkaConsumer(self, list(topics), group, rewind=rewind)
         self._closing.append(c)
         return c
 
@@ -193,6 +228,7 @@ class _KafkaProducer(Producer):
                 bootstrap_timeout_ms=bus.connect_timeout_ms,
                 max_block_ms=bus.connect_timeout_ms,  # how long send() may wait for metadata / buffer space
                 delivery_timeout_ms=60000,
+                **bus.security,
             )
         except KafkaError as e:
             raise _unreachable(bus.bootstrap, e) from e
@@ -248,12 +284,18 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner._buffer = [r for r in self._owner._buffer if (r.topic, r.partition) not in gone]
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        pass
+        # Seeking needs offset requests, which are done after the poll that ran this callback.
+        if self._owner._rewind > 0:
+            self._owner._to_rewind.update(assigned)
 
 
 class _KafkaConsumer(Consumer):
-    def __init__(self, bus: KafkaBus, topics: list[str], group: str) -> None:
+    def __init__(self, bus: KafkaBus, topics: list[str], group: str, rewind: int = 0) -> None:
         self._bus, self._topics, self._group = bus, topics, group
+        self._rewind = rewind
+        self._to_rewind: set[TopicPartition] = set()
+        # (topic, partition) -> committed offset at assignment: records below it are a warm-up re-read
+        self.warmup_positions: dict[tuple[str, int], int] = {}
         self._returned: dict[TopicPartition, int] = {}  # next offset after the last record poll returned
         self._buffer: list[Record] = []  # fetched, not yet returned by poll
         try:
@@ -264,9 +306,10 @@ class _KafkaConsumer(Consumer):
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 bootstrap_timeout_ms=bus.connect_timeout_ms,
-                session_timeout_ms=10000,
-                heartbeat_interval_ms=1000,
+                session_timeout_ms=bus.session_timeout_ms,
+                heartbeat_interval_ms=bus.heartbeat_interval_ms,
                 max_poll_interval_ms=300000,
+                **bus.security,
             )
             self._c.subscribe(topics=topics, listener=_Listener(self))
         except KafkaError as e:
@@ -297,8 +340,32 @@ class _KafkaConsumer(Consumer):
             got = self._c.poll(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as e:
             raise BusError(f"poll of {self._topics} (group {self._group!r}) on {self._bus.bootstrap} failed: {e}") from e
-        for recs in got.values():
+        rewound = self._apply_rewind() if self._to_rewind else set()
+        for tp, recs in got.items():
+            if tp in rewound:
+                continue  # fetched from the committed offset; the rewound position is fetched next
             self._buffer.extend(Record(r.topic, r.key, r.value, r.offset, r.partition) for r in recs)
+
+    def _apply_rewind(self) -> set[TopicPartition]:
+        tps = {tp for tp in self._to_rewind if tp in self._c.assignment()}
+        self._to_rewind.clear()
+        if not tps:
+            return set()
+        try:
+            begin = self._c.beginning_offsets(list(tps))
+            for tp in tps:
+                meta = self._c.committed(tp)
+                committed = meta if isinstance(meta, int) or meta is None else getattr(meta, "offset", None)
+                if committed is None or committed <= begin[tp]:
+                    self.warmup_positions.pop((tp.topic, tp.partition), None)
+                    self._c.seek(tp, begin[tp]) if committed is None else self._c.seek(tp, committed)
+                    continue
+                self.warmup_positions[(tp.topic, tp.partition)] = committed
+                self._c.seek(tp, max(begin[tp], committed - self._rewind))
+        except KafkaError as e:
+            raise BusError(f"could not rewind {sorted(str(t) for t in tps)} (group {self._group!r}) on {self._bus.bootstrap}: {e}") from e
+        self._buffer = [r for r in self._buffer if TopicPartition(r.topic, r.partition) not in tps]
+        return tps
 
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Record]:
         if max_records < 1:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -14,14 +15,35 @@ from typing import Any, Mapping
 
 from .exceptions import SettingsError
 
-SECRET_KEYS = frozenset({"secret_key"})
+SECRET_KEYS = frozenset({"secret_key", "kafka_sasl_password", "es_api_key", "es_password"})
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_USERINFO = re.compile(r"(?<=://)[^/@]*@")
 
 
 @dataclass(frozen=True)
 class Settings:
-    bus: str = "embedded"  # embedded | kafka
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    bus: str = "embedded"  # embedded | kafka://HOST:PORT[,HOST:PORT] | kafka (servers from kafka_bootstrap)
+    kafka_bootstrap: str = "127.0.0.1:9092"  # used when bus is plain "kafka"
+    kafka_partitions: int = 6  # partitions of topics Qinling creates (existing topics keep theirs)
+    kafka_replication_factor: int = 1
+    kafka_topic_prefix: str = ""  # "" -> topics events, alerts; "plant7-" -> plant7-events, plant7-alerts
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    kafka_sasl_mechanism: str = ""  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""  # PEM bundle that signed the brokers' certificates
+    kafka_session_timeout_ms: int = 10000  # a dead worker's partitions move after this long
+    kafka_heartbeat_interval_ms: int = 1000
+    detect_group: str = "detect"
+    index_group: str = "index"
+    detect_rewind: int = 10000  # records per partition re-read (state only) when a detector takes a partition over
     store: str = "sqlite:///var/qinling.sqlite"  # sqlite:///PATH | http://HOST:9200
+    es_index_prefix: str = "qinling"
+    es_api_key: str = ""  # base64 "id:key" as Kibana shows it
+    es_username: str = ""  # basic auth (with es_password)
+    es_password: str = ""
+    es_ca_certs: str = ""  # PEM bundle for https:// clusters with a private CA
     organization_id: str = "demo"  # the enterprise this sensor or replay belongs to
     organization_name: str = ""
     observer_id: str = "sensor-1"  # this sensor
@@ -31,8 +53,66 @@ class Settings:
     page_size: int = 50
     secret_key: str = "dev-only-change-me"
 
+    def __post_init__(self) -> None:
+        if self.bus not in ("embedded", "kafka") and not self.bus.startswith("kafka://"):
+            raise SettingsError(f"setting bus: {self.bus!r}: use embedded or kafka://HOST:PORT[,HOST:PORT]")
+        if self.bus.startswith("kafka://") and not self.bus.removeprefix("kafka://").strip(" ,"):
+            raise SettingsError(f"setting bus: {self.bus!r} names no broker: use kafka://HOST:PORT[,HOST:PORT]")
+        if self.kafka_security_protocol.upper() not in KAFKA_SECURITY_PROTOCOLS:
+            raise SettingsError(
+                f"setting kafka_security_protocol: {self.kafka_security_protocol!r}: use one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}"
+            )
+        if self.kafka_sasl_mechanism.upper() not in KAFKA_SASL_MECHANISMS:
+            raise SettingsError(
+                f"setting kafka_sasl_mechanism: {self.kafka_sasl_mechanism!r}: use one of {', '.join(m for m in KAFKA_SASL_MECHANISMS if m)}"
+            )
+        if self.kafka_partitions < 1:
+            raise SettingsError(f"setting kafka_partitions: {self.kafka_partitions} must be >= 1")
+        if bool(self.es_username) != bool(self.es_password):
+            raise SettingsError("settings es_username and es_password: set both (basic auth) or neither")
+
+    @property
+    def uses_kafka(self) -> bool:
+        return self.bus != "embedded"
+
+    @property
+    def kafka_servers(self) -> str:
+        """Bootstrap servers, comma-separated: from a kafka:// bus URL, else `kafka_bootstrap`."""
+        if self.bus.startswith("kafka://"):
+            return ",".join(x.strip() for x in self.bus.removeprefix("kafka://").split(",") if x.strip())
+        return self.kafka_bootstrap
+
+    def kafka_security(self) -> dict[str, Any]:
+        """kafka-python client options for TLS / SASL (empty on PLAINTEXT)."""
+        out: dict[str, Any] = {}
+        proto = self.kafka_security_protocol.upper()
+        if proto != "PLAINTEXT":
+            out["security_protocol"] = proto
+        if proto.startswith("SASL"):
+            out["sasl_mechanism"] = self.kafka_sasl_mechanism.upper() or "PLAIN"
+            out["sasl_plain_username"] = self.kafka_sasl_username
+            out["sasl_plain_password"] = self.kafka_sasl_password
+        if self.kafka_ssl_cafile and proto.endswith("SSL"):
+            out["ssl_cafile"] = self.kafka_ssl_cafile
+        return out
+
+    def topic(self, name: str) -> str:
+        return self.kafka_topic_prefix + name
+
     def redacted(self) -> dict[str, Any]:
-        return {k: ("***" if k in SECRET_KEYS else v) for k, v in dataclasses.asdict(self).items()}
+        """Every setting, with secrets (and passwords inside URLs) replaced by ***: safe to log."""
+        out: dict[str, Any] = {}
+        for k, v in dataclasses.asdict(self).items():
+            if k in SECRET_KEYS:
+                out[k] = "***" if v else ""
+            elif isinstance(v, str) and "://" in v:
+                out[k] = _USERINFO.sub("***@", v)
+            else:
+                out[k] = v
+        return out
+
+    def __repr__(self) -> str:  # a Settings printed by accident (tracebacks, debug logs) shows no secret
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in self.redacted().items()) + ")"
 
 
 def _coerce(name: str, raw: Any, typ: Any) -> Any:

@@ -251,15 +251,27 @@ class ElasticStore(Store):
         backoff: float = 0.5,
         refresh_on_write: bool = False,
         client: Elasticsearch | None = None,
+        api_key: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        ca_certs: str | None = None,
     ) -> None:
+        """`api_key` (base64 "id:key"), `basic_auth` (user, password) and `ca_certs` (PEM file) are for
+        remote clusters; they go to the client only and never into messages or logs."""
         if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]*", prefix):
             raise StoreError(f"index prefix {prefix!r}: use lowercase letters, digits, - and _")
-        self.url = url
+        self.url = re.sub(r"(?<=://)[^/@]*@", "***@", url)  # shown in messages: no credentials
         self.prefix = prefix
         self.retries = retries
         self.backoff = backoff
         self.refresh_on_write = refresh_on_write
-        self.es = client or Elasticsearch(url, request_timeout=timeout, max_retries=0, retry_on_timeout=False)
+        auth: dict[str, Any] = {}
+        if api_key:
+            auth["api_key"] = api_key
+        if basic_auth:
+            auth["basic_auth"] = basic_auth
+        if ca_certs:
+            auth["ca_certs"] = ca_certs
+        self.es = client or Elasticsearch(url, request_timeout=timeout, max_retries=0, retry_on_timeout=False, **auth)
         # GET / (info) is in modules/rest-root, which the integ-test zip lacks: probe with cluster health
         self._retry(lambda: self.es.cluster.health(), "connect")
         self.install_templates()

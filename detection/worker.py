@@ -1,0 +1,202 @@
+"""The detect stage as a worker: events from the bus → DetectionEngine + AssetTracker → alerts onto the bus.
+
+    worker = DetectWorker(engine, assets, consumer, producer, alerts_topic="alerts")
+    worker.run(stop)                        # until stop is set (SIGTERM), or `until(worker)` holds
+
+One micro-batch at a time: poll until `max_records` records or the bus is idle for a poll, merge
+the batch's partitions by event time (each partition stays in its own order), run the engine,
+publish the alerts, flush the producer, and only then commit. A crash therefore replays records
+rather than losing them, and the alerts they raise again carry the same deterministic ids, which
+stores write idempotently.
+
+State (threshold windows, new-terms, suppression, assets) lives in this worker's memory. Events
+are keyed by asset (`pipeline.keys`), so one asset's traffic reaches one worker in order. When a
+worker takes a partition over, a consumer made with `rewind=N` re-reads up to N records before
+the committed offset (`warmup_positions`): they rebuild the windows and publish nothing (their
+alerts were published by the previous owner before it committed). Records this worker already
+applied (a redelivery after a broker restart or failed commit) are skipped, so nothing is counted
+twice in a window.
+
+Limitation, by design: rules keyed by *source* across assets (an address sweep over several PLCs,
+a ListIdentity scan) see only the assets of this worker's partitions; with several workers such
+a sweep may be split and detected late or not at all. One worker (or one partition) sees all.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pipeline import schema
+from pipeline.bus import Consumer, Producer, Record
+from pipeline.exceptions import BusError
+from pipeline.keys import asset_key
+from pipeline.schema import Event
+
+from .assets import AssetTracker
+from .engine import DetectionEngine
+
+log = logging.getLogger(__name__)
+TP = tuple[str, int]
+
+
+@dataclass
+class DetectStats:
+    records: int = 0  # consumed and applied
+    warmup: int = 0  # re-read to rebuild state (no alerts published)
+    skipped: int = 0  # redelivered records already applied by this worker
+    alerts: int = 0
+    batches: int = 0
+    bus_errors: int = 0
+    committed: dict[TP, int] = field(default_factory=dict)  # (topic, partition) -> next offset committed
+
+
+class DetectWorker:
+    def __init__(
+        self,
+        engine: DetectionEngine,
+        assets: AssetTracker,
+        consumer: Consumer,
+        producer: Producer,
+        *,
+        alerts_topic: str,
+        max_records: int = 2000,
+        poll_timeout: float = 0.2,
+        linger: float = 1.0,
+        backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        on_alerts: Callable[[list[Event]], None] | None = None,
+        before_commit: Callable[[list[Record]], None] | None = None,
+    ) -> None:
+        self.engine, self.assets = engine, assets
+        self.consumer, self.producer = consumer, producer
+        self.alerts_topic = alerts_topic
+        self.max_records, self.poll_timeout, self.linger = max_records, poll_timeout, linger
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.on_alerts = on_alerts
+        self.before_commit = before_commit
+        self.stats = DetectStats()
+        self._applied: dict[TP, int] = {}  # next offset not yet applied to the engine's state
+
+    # ------------------------------------------------------------ one micro-batch
+    def _gather(self, stop: threading.Event) -> list[Record]:
+        batch = self.consumer.poll(max_records=self.max_records, timeout=self.poll_timeout)
+        if not batch:
+            return batch
+        deadline = time.monotonic() + self.linger
+        while len(batch) < self.max_records and time.monotonic() < deadline and not stop.is_set():
+            more = self.consumer.poll(max_records=self.max_records - len(batch), timeout=min(self.poll_timeout, 0.05))
+            if not more:
+                break
+            batch.extend(more)
+        return batch
+
+    def _ordered(self, batch: list[Record]) -> Iterable[tuple[Record, Event]]:
+        """The batch's partitions merged by event time; each partition keeps its offset order."""
+        parts: dict[TP, list[tuple[Record, Event]]] = {}
+        for r in batch:
+            parts.setdefault((r.topic, r.partition), []).append((r, schema.decode_event(r.value)))
+        if len(parts) == 1:
+            return next(iter(parts.values()))
+        return heapq.merge(*(parts[k] for k in sorted(parts)), key=lambda re: re[1].timestamp)
+
+    def step(self, stop: threading.Event) -> int:
+        """Consume, detect, publish, commit one micro-batch. Returns the records it consumed."""
+        batch = self._gather(stop)
+        if not batch:
+            return 0
+        warm = getattr(self.consumer, "warmup_positions", None) or {}
+        alerts: list[Event] = []
+        for r, ev in self._ordered(batch):
+            tp = (r.topic, r.partition)
+            if r.offset < self._applied.get(tp, -1):
+                self.stats.skipped += 1
+                continue
+            self._applied[tp] = r.offset + 1
+            raised = self.engine.process(ev)
+            self.assets.observe(ev)
+            if r.offset < warm.get(tp, -1):
+                self.stats.warmup += 1  # state only: the previous owner published these alerts
+                continue
+            self.stats.records += 1
+            for a in raised:
+                self.assets.note_alert(a)
+            alerts.extend(raised)
+        if not self._publish(alerts, stop):
+            return len(batch)  # stopped before the alerts were durable: commit nothing
+        if self.before_commit is not None:
+            self.before_commit(batch)
+        self._commit(stop)
+        for r in batch:
+            tp = (r.topic, r.partition)
+            self.stats.committed[tp] = max(self.stats.committed.get(tp, 0), r.offset + 1)
+        self.stats.batches += 1
+        self.stats.alerts += len(alerts)
+        if alerts and self.on_alerts is not None:
+            self.on_alerts(alerts)
+        return len(batch)
+
+    def _publish(self, alerts: list[Event], stop: threading.Event) -> bool:
+        """Send and flush; on a bus error send the whole list again (same ids: duplicates are harmless)."""
+        delay = self.backoff
+        while True:
+            try:
+                for a in alerts:
+                    self.producer.send(self.alerts_topic, schema.encode(a), key=asset_key(a))
+                self.producer.flush()
+                return True
+            except BusError as e:
+                self.stats.bus_errors += 1
+                log.warning("detect: %d alert(s) not acknowledged (%s); sending again in %.1fs", len(alerts), e, delay)
+            if stop.wait(delay):
+                return False
+            delay = min(delay * 2, self.max_backoff)
+
+    def _commit(self, stop: threading.Event) -> None:
+        delay = self.backoff
+        for _ in range(5):
+            try:
+                self.consumer.commit()
+                return
+            except BusError as e:
+                self.stats.bus_errors += 1
+                log.warning("detect: commit failed (%s); retrying in %.1fs", e, delay)
+            if stop.wait(delay):
+                return
+            delay = min(delay * 2, self.max_backoff)
+
+    # ------------------------------------------------------------ the loop
+    def run(self, stop: threading.Event, until: Callable[[DetectWorker], bool] | None = None,
+            on_idle: Callable[[DetectWorker], None] | None = None) -> DetectStats:
+        """Run micro-batches until `stop` is set or `until(self)` holds; bus errors are retried."""
+        delay = self.backoff
+        while not stop.is_set():
+            if until is not None and until(self):
+                break
+            try:
+                n = self.step(stop)
+            except BusError as e:
+                self.stats.bus_errors += 1
+                log.warning("detect: %s; retrying in %.1fs", e, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            delay = self.backoff
+            if n == 0 and on_idle is not None:
+                on_idle(self)
+        return self.stats
+
+    def finish(self, stop: threading.Event | None = None) -> list[Event]:
+        """End of input: publish whatever the engine still holds (today's detectors hold nothing)."""
+        held = self.engine.finish()
+        if held and self._publish(held, stop or threading.Event()):
+            for a in held:
+                self.assets.note_alert(a)
+            self.stats.alerts += len(held)
+            if self.on_alerts is not None:
+                self.on_alerts(held)
+        return held

@@ -1,0 +1,7 @@
+"""More `qinling` subcommands, one module per area, each with `register(subparsers)`.
+
+Listed explicitly (one line each); `console/cli.py` registers them after its own commands.
+"""
+
+MODULES: tuple[str, ...] = (
+)

@@ -5,11 +5,15 @@ once (the second `up` works offline), then the JVMs run from there, listening on
 
     python -m pipeline.services up [kafka] [elasticsearch]   # fetch if needed, start, wait until ready
     python -m pipeline.services status | wait | logs [svc] | down [svc] | fetch
+    python -m pipeline.services kill | restart | pause | resume SVC
 
 `up` writes `.cache/services/run/env` (shell syntax, `source`-able) with the addresses:
 
     QINLING_TEST_KAFKA=127.0.0.1:9092
     QINLING_TEST_ES=http://127.0.0.1:9200
+
+Faults for integration tests: `kill kafka` (SIGKILL), `restart kafka` (same ports, data kept),
+`pause elasticsearch` / `resume elasticsearch` (SIGSTOP / SIGCONT).
 
 `down` stops only the processes whose pid files `up` wrote (and checks the pid still is that JVM).
 """
@@ -24,7 +28,12 @@ from .manager import (
     Settings,
     down,
     fetch,
+    kill,
     logs,
+    pause,
+    restart,
+    resume,
+    signal_service,
     status,
     up,
     wait,
@@ -38,7 +47,12 @@ __all__ = [
     "Settings",
     "down",
     "fetch",
+    "kill",
     "logs",
+    "pause",
+    "restart",
+    "resume",
+    "signal_service",
     "status",
     "up",
     "wait",

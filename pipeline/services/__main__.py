@@ -12,7 +12,7 @@ from . import manager as m
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.services", description=m.__doc__.splitlines()[0] if m.__doc__ else None)
-    ap.add_argument("command", choices=["up", "down", "status", "wait", "logs", "fetch"])
+    ap.add_argument("command", choices=["up", "down", "status", "wait", "logs", "fetch", "kill", "restart", "pause", "resume"])
     ap.add_argument("services", nargs="*", choices=[[], *m.SERVICES], metavar="SERVICE", help="kafka, elasticsearch (default: both)")
     ap.add_argument("--kafka-port", type=int)
     ap.add_argument("--controller-port", type=int)
@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
             for svc in services:
                 print(f"{svc}: {st[svc]['address']} ready in {ready[svc]:.1f}s (pid {st[svc]['pid']}, RSS {st[svc]['rss_mib']} MiB)")
             print(f"addresses written to {s.run / 'env'}")
+        elif a.command in ("kill", "pause", "resume", "restart"):
+            for svc in a.services or [m.KAFKA]:
+                if a.command == "restart":
+                    print(f"{svc}: ready again in {m.restart(svc, s, timeout=a.timeout):.1f}s")
+                else:
+                    print(f"{svc}: {a.command} (pid {getattr(m, a.command)(svc, s)})")
         elif a.command == "wait":
             m.wait(services, s, timeout=a.timeout)
         elif a.command == "down":

@@ -448,6 +448,8 @@ def _kafka_properties(settings: Settings, data: Path) -> str:
         share.coordinator.state.topic.replication.factor=1
         share.coordinator.state.topic.min.isr=1
         group.initial.rebalance.delay.ms=0
+        # lets tests use a short session.timeout.ms, so a killed worker's partitions move in seconds
+        group.min.session.timeout.ms=1000
         auto.create.topics.enable=true
         log.retention.hours=24
         log.segment.bytes=67108864
@@ -455,6 +457,9 @@ def _kafka_properties(settings: Settings, data: Path) -> str:
         num.io.threads=4
         """
     )
+
+
+RESTART_MARK = "[pipeline.services] restarting the broker with its data kept"
 
 
 def _java(settings: Settings) -> str:
@@ -468,7 +473,8 @@ def _kafka_cluster_id() -> str:
             return cid
 
 
-def start_kafka(settings: Settings) -> subprocess.Popen[bytes] | None:
+def start_kafka(settings: Settings, fresh: bool = True) -> subprocess.Popen[bytes] | None:
+    """Start the broker; `fresh=False` keeps the data directory (a restarted broker keeps its log)."""
     if running_pid(KAFKA, settings):
         _log(f"kafka already running (pid {running_pid(KAFKA, settings)}) on {settings.bootstrap}")
         return None
@@ -483,15 +489,16 @@ def start_kafka(settings: Settings) -> subprocess.Popen[bytes] | None:
     run = settings.run
     run.mkdir(parents=True, exist_ok=True)
     data = run / "kafka-data"
-    shutil.rmtree(data, ignore_errors=True)  # fresh per `up`: test runs start clean
-    data.mkdir()
+    if fresh:
+        shutil.rmtree(data, ignore_errors=True)  # fresh per `up`: test runs start clean
+    data.mkdir(exist_ok=True)
     props = run / "server.properties"
     props.write_text(_kafka_properties(settings, data))
     log4j = run / "log4j2.properties"
     log4j.write_text(LOG4J2_PROPERTIES)
     cp = f"{lib}/*"
     base = [_java(settings), f"-Dlog4j2.configurationFile={log4j}", "-cp", cp]
-    fmt = subprocess.run(
+    fmt = subprocess.CompletedProcess([], 0, "", "") if not fresh and (data / "meta.properties").exists() else subprocess.run(
         [*base, "-Xmx256m", "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
          "-t", _kafka_cluster_id(), "-c", str(props)],
         capture_output=True,
@@ -499,7 +506,10 @@ def start_kafka(settings: Settings) -> subprocess.Popen[bytes] | None:
     )
     if fmt.returncode != 0:
         raise ServiceError(f"Kafka StorageTool format failed:\n{fmt.stdout}{fmt.stderr}")
-    logf = open(settings.log_file(KAFKA), "wb")
+    logf = open(settings.log_file(KAFKA), "wb" if fresh else "ab")
+    if not fresh:
+        logf.write(f"\n{RESTART_MARK} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
+        logf.flush()
     heap = settings.kafka_heap
     cmd = [
         _java(settings),
@@ -528,9 +538,11 @@ def kafka_ready(settings: Settings) -> bool:
     if not _port_open(settings.kafka_port):
         return False
     try:
-        return "Kafka Server started" in settings.log_file(KAFKA).read_text(errors="replace")
+        text = settings.log_file(KAFKA).read_text(errors="replace")
     except OSError:
         return False
+    # after a restart the log is appended to: the last start must be followed by "started"
+    return "Kafka Server started" in text[max(0, text.rfind(RESTART_MARK)) :]
 
 
 # ---------------------------------------------------------------- Elasticsearch
@@ -775,3 +787,62 @@ def cache_size(settings: Settings | None = None) -> dict[str, int]:
     for name, p in (("m2", settings.m2), ("kafka", settings.kafka_home), ("elasticsearch", settings.es_home)):
         out[name] = _dir_size(p) if p.exists() else 0
     return out
+
+
+# ---------------------------------------------------------------- faults (integration tests)
+
+
+def signal_service(svc: str, sig: int, settings: Settings | None = None) -> int:
+    """Send `sig` to the JVM `up` started for `svc` (SIGKILL, SIGSTOP, SIGCONT, ...). Returns its pid."""
+    settings = _load_state(settings or Settings())
+    pid = running_pid(svc, settings)
+    if pid is None:
+        raise ServiceError(f"{svc} is not running (no live pid in {settings.pid_file(svc)}); start it with `up {svc}`")
+    os.kill(pid, sig)
+    return pid
+
+
+def kill(svc: str, settings: Settings | None = None, timeout: float = 30.0) -> int:
+    """SIGKILL the service (no clean shutdown) and wait until the process is gone. Returns the pid."""
+    pid = signal_service(svc, signal.SIGKILL, settings)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break
+        except ChildProcessError:
+            pass
+        if not Path(f"/proc/{pid}").exists():
+            break
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        except OSError:
+            break
+        time.sleep(0.05)
+    return pid
+
+
+def pause(svc: str, settings: Settings | None = None) -> int:
+    """SIGSTOP: the process keeps its sockets open but answers nothing (a hung node)."""
+    return signal_service(svc, signal.SIGSTOP, settings)
+
+
+def resume(svc: str, settings: Settings | None = None) -> int:
+    return signal_service(svc, signal.SIGCONT, settings)
+
+
+def restart(svc: str, settings: Settings | None = None, timeout: float = 120.0) -> float:
+    """Start a stopped or killed service again on the same ports, keeping its data; wait until ready.
+    Returns seconds to ready. Only Kafka keeps its data dir this way (Elasticsearch is paused instead)."""
+    settings = _load_state(settings or Settings())
+    if svc != KAFKA:
+        raise ServiceError(f"restart keeps data for kafka only; pause/resume {svc} instead")
+    if running_pid(svc, settings):
+        raise ServiceError(f"{svc} is still running; kill or stop it first")
+    t0 = time.monotonic()
+    deadline = t0 + 30
+    while any(_port_open(p) for p in (settings.kafka_port, settings.controller_port)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the old listener sockets are closing
+    proc = start_kafka(settings, fresh=False)
+    return _wait([svc], settings, {svc: proc}, timeout, t0)[svc]

@@ -1,4 +1,8 @@
-"""Protocol decoders, registered explicitly: one line per protocol. Importing a decoder registers nothing."""
+"""Protocol decoders, registered explicitly: one line per protocol. Importing a decoder registers nothing.
+
+A key names one registration; `DecoderSpec.name` is the protocol (and dataset), the same for a
+protocol's TCP and UDP registrations.
+"""
 
 from __future__ import annotations
 
@@ -20,13 +24,7 @@ REGISTRY: dict[str, DecoderSpec] = {
     IEC104.name: IEC104,
     MQTT.name: MQTT,
     DNP3.name: DNP3,
-    DNP3_UDP.name: DNP3_UDP,
+    "dnp3_udp": DNP3_UDP,
     **ENIP_SPECS,  # enip over TCP and UDP 44818, cip_io on UDP 2222
 }
 
-
-def by_port(transport: str, port: int) -> DecoderSpec | None:
-    for spec in REGISTRY.values():
-        if spec.transport == transport and port in spec.default_ports:
-            return spec
-    return None

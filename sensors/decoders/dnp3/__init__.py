@@ -13,6 +13,6 @@ DEFAULT_PORTS = (20000,)
 
 SPEC = DecoderSpec(name=NAME, default_ports=DEFAULT_PORTS, transport="tcp", flow=Dnp3Flow)
 # Same dataset ("dnp3") on UDP; the registry needs a distinct key per transport.
-SPEC_UDP = DecoderSpec(name="dnp3_udp", default_ports=DEFAULT_PORTS, transport="udp", flow=Dnp3UdpFlow)
+SPEC_UDP = DecoderSpec(name=NAME, default_ports=DEFAULT_PORTS, transport="udp", flow=Dnp3UdpFlow)
 
 __all__ = ["NAME", "DEFAULT_PORTS", "SPEC", "SPEC_UDP", "MAX_PENDING", "AnomalyCode", "Dnp3Flow", "Dnp3UdpFlow", "crc16", "parse_application", "parse_frame"]

@@ -52,7 +52,7 @@ class Mqtt(Fields):
     payload_truncated: bool | None = None  # payload longer than the preview
     # SUBSCRIBE / UNSUBSCRIBE
     topics: list[MqttTopic] | None = None
-    wildcard: bool | None = None  # any topic filter with `#` or `+`
+    wildcard: str | None = None  # broadest wildcard among the filters: "#" (multi-level) or "+" (single-level)
     # MQTT 5
     properties: dict[str, int | str] | None = None  # by name; binary values as hex; authentication_data as its length
     user_properties: dict[str, str] | None = None

@@ -224,7 +224,10 @@ def _topics(c: _Cur, o: _Body, subscribe: bool, version: int) -> None:
         else:
             topics.append(MqttTopic(topic=t, wildcard=wild))
     o.f["topics"] = topics
-    o.f["wildcard"] = any(x.wildcard for x in topics)
+    if any("#" in x.topic for x in topics):
+        o.f["wildcard"] = "#"
+    elif any(x.wildcard for x in topics):
+        o.f["wildcard"] = "+"
     if not topics:
         o.bad(AnomalyCode.MALFORMED_TRAFFIC, f"{'SUBSCRIBE' if subscribe else 'UNSUBSCRIBE'} without a topic filter")
 

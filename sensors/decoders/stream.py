@@ -3,6 +3,7 @@
 A protocol subclasses `StreamFlow`, giving `parse` (one PDU from the front of a buffer, as
 `Parsed`) and `handle` (turn a parsed PDU into events); the base does the rest the same way for
 every protocol. `Pending` pairs requests with responses, bounded, with one flood signal per episode.
+A decoder whose framing does not fit (one message per datagram) uses `EventNumbering` alone.
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ class Pending(Generic[K, R]):
     def __len__(self) -> int:
         return self._n
 
-    def add(self, key: K, item: R) -> bool:
+    def add(self, key: K, item: R, replace: bool = False) -> bool:
+        """Queue `item` under `key` (after any pending one, or instead of it with `replace`); True when a flood starts."""
+        if replace:
+            self._forget(key)
         slot = _Slot(item)
         self._by_key.setdefault(key, deque()).append(slot)
         self._order.append(slot)
@@ -73,6 +77,11 @@ class Pending(Generic[K, R]):
         started = not self._flooded
         self._flooded = True
         return started
+
+    def peek(self, key: K) -> R | None:
+        """The request `match` would return, left pending (a response that does not end the exchange)."""
+        q = self._by_key.get(key)
+        return q[0].item if q else None
 
     def match(self, key: K) -> R | None:
         q = self._by_key.get(key)
@@ -94,6 +103,12 @@ class Pending(Generic[K, R]):
         self._order.clear()
         self._n = 0
         self._flooded = False
+
+    def _forget(self, key: K) -> None:
+        q = self._by_key.pop(key, None)
+        for slot in q or ():
+            slot.done = True
+            self._n -= 1
 
     def _drop_oldest(self) -> None:
         while self._order:
@@ -120,76 +135,15 @@ class Side:
     stopped: bool = False
 
 
-class StreamFlow(ABC):
-    """Base of a per-connection decoder (a `FlowDecoder`) for a protocol framed over a TCP stream."""
+class EventNumbering:
+    """Events of one flow: per-frame numbering (ids are file + frame + index) and the envelope helpers."""
 
     DATASET: ClassVar[str]
-    # After this many bad frames in a row (no good PDU between), a direction is not this protocol
-    # (TLS, RPC, a scanner): report NOT_PROTOCOL once and stop decoding that direction. 0 disables.
-    MAX_BAD: ClassVar[int] = 4
-    TRUNCATED: ClassVar[str] = "truncated_pdu"
     INVALID: ClassVar[str] = "invalid_pdu"
-    NOT_PROTOCOL: ClassVar[str] = "not_protocol"
-    UNIT: ClassVar[str] = "PDU"  # how messages are called in anomaly texts (ADU, APDU, TPKT, ...)
-    HEADER: ClassVar[str] = "PDU"  # how their headers are called (MBAP, APCI, ...)
+    ERROR: ClassVar[str | None] = None  # anomaly code of a decoder bug; INVALID when None
 
-    def __init__(self) -> None:
-        self.sides = (Side(), Side())
-        self._seq_frame = -1
-        self._seq = 0
-        self._last_meta: FrameMeta | None = None
-
-    # ------------------------------------------------------------ what a protocol provides
-
-    @abstractmethod
-    def parse(self, data: memoryview, direction: Direction) -> Parsed:
-        """One PDU from the front of `data`; `consumed=0` when more bytes are needed. Never raises."""
-
-    @abstractmethod
-    def handle(self, p: Parsed, direction: Direction, meta: FrameMeta, out: list[Event]) -> bool:
-        """Append the events of one parsed PDU to `out`; False when it was a bad frame (see MAX_BAD)."""
-
-    def on_close(self, meta: FrameMeta | None, out: list[Event]) -> None:
-        """Connection ended: e.g. forget pending requests. Buffers are handled by the base."""
-
-    def protocol_fields(self, direction: Direction) -> dict[str, Any]:
-        """Protocol fields to put on anomalies the base raises (none by default)."""
-        return {}
-
-    # ------------------------------------------------------------ FlowDecoder
-
-    def feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
-        try:
-            return self._feed(data, direction, meta)
-        except Exception as exc:  # a decoder never raises; a bug becomes data, not a crash
-            self.sides[direction].buf.clear()
-            return [self.anomaly(meta, direction, self.INVALID, f"decoder error: {type(exc).__name__}: {exc}")]
-
-    def gap(self, direction: Direction, nbytes: int, meta: FrameMeta) -> list[Event]:
-        """Bytes were lost in `direction`: drop the partial PDU they cut, keep pending requests."""
-        self._last_meta = meta
-        side = self.sides[direction]
-        out: list[Event] = []
-        if side.buf and not side.stopped:
-            msg = f"{nbytes} byte(s) lost in capture: dropped a partial {self.UNIT} of {len(side.buf)} byte(s)"
-            out.append(self.anomaly(meta, direction, self.TRUNCATED, msg, **self.protocol_fields(direction)))
-        side.buf.clear()
-        side.bad = 0
-        return out
-
-    def close(self, meta: FrameMeta | None) -> list[Event]:
-        meta = meta or self._last_meta
-        out: list[Event] = []
-        for direction in (Direction.TO_SERVER, Direction.TO_CLIENT):
-            side = self.sides[direction]
-            if side.buf and not side.stopped and meta is not None:
-                msg = f"connection ended with {len(side.buf)} byte(s) of a partial {self.UNIT}"
-                out.append(self.anomaly(meta, direction, self.TRUNCATED, msg, close=True, **self.protocol_fields(direction)))
-            side.buf.clear()
-        self.on_close(meta, out)
-        return out
-
-    # ------------------------------------------------------------ helpers for subclasses
+    _seq_frame: int = -1
+    _seq: int = 0
 
     def next_seq(self, meta: FrameMeta, close: bool = False) -> int:
         """Index of the next event within this frame (ids are file + frame + index)."""
@@ -214,6 +168,97 @@ class StreamFlow(ABC):
             anomaly=Anomaly(code=value, message=message), **protocol,
         )
 
+    def error(self, meta: FrameMeta, direction: Direction, exc: Exception) -> Event:
+        """The anomaly a decoder bug becomes: data, not a crash."""
+        return self.anomaly(meta, direction, self.ERROR or self.INVALID, f"decoder error: {type(exc).__name__}: {exc}")
+
+
+class StreamFlow(EventNumbering, ABC):
+    """Base of a per-connection decoder (a `FlowDecoder`) for a protocol framed over a TCP stream."""
+
+    # After this many bad frames in a row (no good PDU between), a direction is not this protocol
+    # (TLS, RPC, a scanner): report NOT_PROTOCOL once and stop decoding that direction. 0 disables.
+    MAX_BAD: ClassVar[int] = 4
+    TRUNCATED: ClassVar[str] = "truncated_pdu"
+    NOT_PROTOCOL: ClassVar[str] = "not_protocol"
+    UNIT: ClassVar[str] = "PDU"  # how messages are called in anomaly texts (ADU, APDU, TPKT, ...)
+    HEADER: ClassVar[str] = "PDU"  # how their headers are called (MBAP, APCI, ...)
+    # Anomaly texts; a protocol may word them its own way (fields: nbytes, held, unit, bad, header, left).
+    GAP_MESSAGE: ClassVar[str] = "{nbytes} byte(s) lost in capture: dropped a partial {unit} of {held} byte(s)"
+    CLOSE_MESSAGE: ClassVar[str] = "connection ended with {held} byte(s) of a partial {unit}"
+    STOP_MESSAGE: ClassVar[str] = "{bad} bad {header} headers in a row: stopped decoding this direction"
+    DATAGRAM_MESSAGE: ClassVar[str] = "datagram ends inside a {unit} ({left} byte(s) left)"
+    # Whether each feed is a whole datagram (what is left of it is a cut PDU, never continued by the
+    # next one): None decides by the connection's transport.
+    DATAGRAMS: ClassVar[bool | None] = None
+    SIDE: ClassVar[type[Side]] = Side  # a protocol may keep more per-direction state in a subclass
+
+    def __init__(self) -> None:
+        self.sides = (self.SIDE(), self.SIDE())
+        self._seq_frame = -1
+        self._seq = 0
+        self._last_meta: FrameMeta | None = None
+
+    # ------------------------------------------------------------ what a protocol provides
+
+    @abstractmethod
+    def parse(self, data: memoryview, direction: Direction) -> Parsed:
+        """One PDU from the front of `data`; `consumed=0` when more bytes are needed. Never raises."""
+
+    @abstractmethod
+    def handle(self, p: Parsed, direction: Direction, meta: FrameMeta, out: list[Event]) -> bool | None:
+        """Append the events of one parsed PDU to `out`; False when it was a bad frame (see MAX_BAD),
+        None when it says nothing either way (a corrupted frame that is still this protocol)."""
+
+    def held(self, direction: Direction) -> int:
+        """Bytes of a partial message held for `direction` (reported by gap and close)."""
+        return len(self.sides[direction].buf)
+
+    def drop(self, direction: Direction) -> None:
+        """Forget the partial message of `direction` (after a gap, a decoder error, at close)."""
+        self.sides[direction].buf.clear()
+
+    def on_close(self, meta: FrameMeta | None, out: list[Event]) -> None:
+        """Connection ended: e.g. forget pending requests. Buffers are handled by the base."""
+
+    def protocol_fields(self, direction: Direction) -> dict[str, Any]:
+        """Protocol fields to put on anomalies the base raises (none by default)."""
+        return {}
+
+    # ------------------------------------------------------------ FlowDecoder
+
+    def feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
+        try:
+            return self._feed(data, direction, meta)
+        except Exception as exc:  # a decoder never raises; a bug becomes data, not a crash
+            self.drop(direction)
+            return [self.error(meta, direction, exc)]
+
+    def gap(self, direction: Direction, nbytes: int, meta: FrameMeta) -> list[Event]:
+        """Bytes were lost in `direction`: drop the partial PDU they cut, keep pending requests."""
+        self._last_meta = meta
+        side = self.sides[direction]
+        out: list[Event] = []
+        held = self.held(direction)
+        if held and not side.stopped:
+            msg = self.GAP_MESSAGE.format(nbytes=nbytes, held=held, unit=self.UNIT)
+            out.append(self.anomaly(meta, direction, self.TRUNCATED, msg, **self.protocol_fields(direction)))
+        self.drop(direction)
+        side.bad = 0
+        return out
+
+    def close(self, meta: FrameMeta | None) -> list[Event]:
+        meta = meta or self._last_meta
+        out: list[Event] = []
+        for direction in (Direction.TO_SERVER, Direction.TO_CLIENT):
+            held = self.held(direction)
+            if held and not self.sides[direction].stopped and meta is not None:
+                msg = self.CLOSE_MESSAGE.format(held=held, unit=self.UNIT)
+                out.append(self.anomaly(meta, direction, self.TRUNCATED, msg, close=True, **self.protocol_fields(direction)))
+            self.drop(direction)
+        self.on_close(meta, out)
+        return out
+
     # ------------------------------------------------------------ framing
 
     def _feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
@@ -234,16 +279,24 @@ class StreamFlow(ABC):
             if p.consumed <= 0:
                 break
             off += min(p.consumed, end - off)
-            if self.handle(p, direction, meta, out):
+            good = self.handle(p, direction, meta, out)
+            if good:
                 side.bad = 0
+                continue
+            if good is None:
                 continue
             side.bad += 1
             if self.MAX_BAD and side.bad >= self.MAX_BAD:
                 side.stopped = True
-                side.buf.clear()
-                msg = f"{side.bad} bad {self.HEADER} headers in a row: stopped decoding this direction"
+                self.drop(direction)
+                msg = self.STOP_MESSAGE.format(bad=side.bad, header=self.HEADER)
                 out.append(self.anomaly(meta, direction, self.NOT_PROTOCOL, msg))
                 return out
         if off < end:
-            side.buf += work[off:]
+            datagrams = self.DATAGRAMS if self.DATAGRAMS is not None else meta.conn.transport == "udp"
+            if datagrams:
+                msg = self.DATAGRAM_MESSAGE.format(unit=self.UNIT, left=end - off)
+                out.append(self.anomaly(meta, direction, self.TRUNCATED, msg, **self.protocol_fields(direction)))
+            else:
+                side.buf += work[off:]
         return out

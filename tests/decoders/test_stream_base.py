@@ -6,7 +6,7 @@ import datetime as dt
 
 from pipeline.schema import Event
 from sensors.decoders.base import Conn, Direction, FrameMeta, Parsed
-from sensors.decoders.stream import Pending, StreamFlow
+from sensors.decoders.stream import EventNumbering, Pending, StreamFlow
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 CONN = Conn("10.0.0.1", 40000, "10.0.0.2", 9999, "tcp", "1:toy")
@@ -83,3 +83,69 @@ def test_pending_pairs_fifo_per_key_and_signals_one_flood_per_episode() -> None:
     assert len(p) == 1  # below half the limit: the episode is over
     assert [p.add(7, str(i)) for i in range(4)] == [False, False, False, True]
     assert p.match(42) is None
+
+
+def test_pending_replace_keeps_one_request_per_key_and_peek_leaves_it_pending() -> None:
+    p: Pending[int, str] = Pending(limit=4)
+    p.add(1, "a")
+    p.add(1, "b", replace=True)  # a reused id: the newer request is the one answered
+    assert len(p) == 1 and p.peek(1) == "b" and len(p) == 1
+    assert p.match(1) == "b" and p.match(1) is None and p.peek(1) is None
+    assert [p.add(k, str(k), replace=True) for k in (1, 2, 3, 4, 4, 5)] == [False] * 5 + [True]
+    assert p.match(1) is None and p.match(2) == "2"  # 1 was the oldest, dropped by the flood
+
+
+class Worded(Toy):
+    """A protocol with its own texts, a corrupted-but-recognisable frame (0xFF) and reassembly state."""
+
+    UNIT, HEADER = "frame", "toy"
+    GAP_MESSAGE = "{nbytes} lost: {held} buffered byte(s) dropped"
+    STOP_MESSAGE = "{bad} stretches of non-toy bytes"
+    DATAGRAMS = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frag = bytearray(b"xyz")
+
+    def held(self, direction: Direction) -> int:
+        return super().held(direction) + len(self.frag)
+
+    def drop(self, direction: Direction) -> None:
+        super().drop(direction)
+        self.frag.clear()
+
+    def handle(self, p: Parsed, direction: Direction, meta: FrameMeta, out: list[Event]) -> bool | None:
+        if p.pdu == b"\xff":
+            out.append(self.anomaly(meta, direction, "bad_crc", None))
+            return None
+        return super().handle(p, direction, meta, out)
+
+
+def test_texts_hooks_neutral_frames_and_datagrams() -> None:
+    t = Worded()
+    out = t.feed(memoryview(b"\x00\x00\x01\xff\x00\x00"), Direction.TO_SERVER, meta(1))  # 0xFF neither resets nor counts
+    assert [e.anomaly.message for e in out if e.anomaly][-1] == "4 stretches of non-toy bytes"
+    out = t.feed(memoryview(b"\x01a\x05ab"), Direction.TO_CLIENT, meta(2))  # a datagram: the cut PDU is not kept
+    assert [(e.message, e.anomaly and e.anomaly.message) for e in out] == [("a", None), (None, "datagram ends inside a frame (3 byte(s) left)")]
+    t = Worded()
+    (ev,) = t.gap(Direction.TO_SERVER, 7, meta(3))  # held() counts the reassembly state, drop() forgets it
+    assert ev.anomaly is not None and ev.anomaly.message == "7 lost: 3 buffered byte(s) dropped" and not t.frag
+    assert t.close(meta(4)) == []
+
+
+def test_a_tcp_flow_buffers_and_a_udp_flow_reports_the_cut_pdu() -> None:
+    udp = FrameMeta(frame=1, time=T0, conn=Conn("10.0.0.1", 40000, "10.0.0.2", 9999, "udp", "1:toy"), file_sha256="f" * 64)
+    (ev,) = Toy().feed(memoryview(b"\x05ab"), Direction.TO_SERVER, udp)
+    assert ev.anomaly is not None and (ev.anomaly.code, ev.anomaly.message) == ("truncated_pdu", "datagram ends inside a PDU (3 byte(s) left)")
+    assert Toy().feed(memoryview(b"\x05ab"), Direction.TO_SERVER, meta(1)) == []
+
+
+def test_event_numbering_alone_for_a_datagram_decoder() -> None:
+    class Dgram(EventNumbering):
+        DATASET = "toy"
+        ERROR = "decoder_error"
+
+    d = Dgram()
+    a, b = d.emit(meta(5), Direction.TO_SERVER), d.error(meta(5), Direction.TO_SERVER, ValueError("x"))
+    assert [a.event.id, b.event.id] == ["ffffffffffffffff-5-0", "ffffffffffffffff-5-1"]
+    assert b.anomaly is not None and (b.anomaly.code, b.anomaly.message) == ("decoder_error", "decoder error: ValueError: x")

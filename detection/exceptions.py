@@ -48,3 +48,11 @@ class RuleLoadError(DetectionError):
 
 class EngineError(DetectionError):
     """The engine was given rules it cannot compile (e.g. a `$list` that is not defined)."""
+
+
+class InventoryError(DetectionError):
+    """Reference data the inventory needs is missing or unreadable (the OUI table, a zone file)."""
+
+
+class VulnDataError(DetectionError):
+    """An advisory file or the vulnerability index could not be read; the message names the file."""

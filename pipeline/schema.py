@@ -208,6 +208,20 @@ class Event(_S):
     labels: dict[str, str] | None = None
 
 
+class AssetEvidence(_S):
+    """Where one inventory value of an asset came from: the field of which event (or the OUI table, or behaviour)."""
+
+    field: str  # vendor, product, model, firmware, serial, name, hardware, software, role, ...
+    value: str  # as announced (vendor: as written on the wire, before normalisation)
+    source: str  # field path ("s7comm.module_order_number"), "oui" (MAC prefix) or "behaviour" (role)
+    strength: int | None = None  # 3 announced by the device, 2 derived from an announced value, 1 hint
+    event_id: str | None = None
+    frame: int | None = None
+    file: str | None = None
+    timestamp: dt.datetime | None = None
+    reason: str | None = None  # role: why (counts behind the inference)
+
+
 class Asset(_S):
     """A device seen on the network, as passive inventory knows it."""
 
@@ -227,6 +241,18 @@ class Asset(_S):
     revision: str | None = None
     events: int = 0
     alerts: int = 0
+    # identity (detection/inventory): canonical vendor, what the device announced, with evidence
+    vendor_key: str | None = None  # canonical vendor id: siemens, rockwell, hollysys, supcon, ...
+    vendor_zh: str | None = None  # Chinese display name of the vendor (西门子, 和利时, ...)
+    model: str | None = None  # order number / catalogue code: "6ES7 315-2EH14-0AB0", "1756-ENBT/A"
+    firmware: str | None = None
+    serial: str | None = None
+    name: str | None = None  # the device's own name (S7 module name, BACnet object-name, ...)
+    oui_vendor: str | None = None  # manufacturer of the MAC prefix (Wireshark manuf)
+    role: str | None = None  # inferred primary role: plc, rtu, hmi, engineering_station, historian, ...
+    zone: str | None = None  # network zone (configured CIDR name, else the /24, or "internet")
+    exposures: list[str] = []  # insecure protocols it serves or uses: modbus, s7comm, opcua_security_none, ...
+    evidence: list[AssetEvidence] = []  # one entry per (field, value) source, first few occurrences
 
 
 # ---------------------------------------------------------------- serialization

@@ -1,0 +1,133 @@
+"""Identity claims from decoded protocol fields: who a device says it is, with the field that said it.
+
+`claims(event)` returns what one event tells about the identity of its endpoints. Each claim names
+the attribute (vendor, model, product, firmware, serial, name, hardware, ...), the value, the field
+path it came from and a strength: 3 the device announced it (Modbus 43/14, S7 SZL, CIP identity,
+BACnet device object), 2 derived from an announced value (vendor from an S7 order number or a
+BACnet/CIP vendor id), 1 a hint (MQTT client id, OPC UA application URI, OUI of the MAC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pipeline.schema import Event
+
+from .vendors import vendor_from_model
+
+Side = Literal["source", "destination"]
+STRONG, DERIVED, HINT = 3, 2, 1
+ATTRS = ("vendor", "product", "model", "firmware", "hardware", "serial", "name", "device_type")
+
+
+@dataclass(frozen=True)
+class Claim:
+    attr: str
+    value: str
+    path: str
+    strength: int
+    side: Side = "source"
+
+
+def _add(out: list[Claim], attr: str, value: object, path: str, strength: int, side: Side = "source") -> None:
+    if value is None:
+        return
+    text = " ".join(str(value).split()).strip("\x00 ")
+    if text and text.lower() not in ("unknown", "n/a", "none"):
+        out.append(Claim(attr, text[:200], path, strength, side))
+
+
+def _is_response(e: Event) -> bool:
+    n = e.network
+    return n is not None and n.direction == "response"
+
+
+def claims(e: Event) -> list[Claim]:
+    """Identity claims one event makes (empty for most events)."""
+    out: list[Claim] = []
+    mb = e.modbus
+    if mb is not None and mb.device_id is not None and mb.message_type == "response" and mb.exception_code is None:
+        d, p = mb.device_id, "modbus.device_id."
+        _add(out, "vendor", d.vendor_name, p + "vendor_name", STRONG)
+        _add(out, "model", d.product_code, p + "product_code", STRONG)
+        _add(out, "model", d.model_name, p + "model_name", DERIVED)
+        _add(out, "product", d.product_name, p + "product_name", STRONG)
+        _add(out, "product", d.product_code, p + "product_code", DERIVED)
+        _add(out, "firmware", d.revision, p + "revision", STRONG)
+        _add(out, "name", d.user_application_name, p + "user_application_name", STRONG)
+    s7 = e.s7comm
+    if s7 is not None and _is_response(e):
+        p = "s7comm."
+        _add(out, "model", s7.module_order_number, p + "module_order_number", STRONG)
+        _add(out, "firmware", s7.firmware_version, p + "firmware_version", STRONG)
+        _add(out, "hardware", s7.hardware_version, p + "hardware_version", STRONG)
+        _add(out, "product", s7.module_type_name, p + "module_type_name", STRONG)
+        _add(out, "name", s7.module_name, p + "module_name", STRONG)
+        _add(out, "name", s7.system_name, p + "system_name", DERIVED)
+        _add(out, "serial", s7.serial_number, p + "serial_number", STRONG)
+        v = vendor_from_model(s7.module_order_number)
+        if v is not None:
+            _add(out, "vendor", v.name, p + "module_order_number", DERIVED)
+        elif s7.copyright and "siemens" in s7.copyright.lower():
+            _add(out, "vendor", "Siemens", p + "copyright", DERIVED)
+        elif s7.module_type_name or s7.firmware_version:
+            _add(out, "vendor", "Siemens", p + "szl_id", HINT)  # S7comm SZL identity is Siemens' protocol
+    en = e.enip
+    if en is not None and en.identity is not None:
+        i, p = en.identity, "enip.identity."
+        if i.vendor_name and not i.vendor_name.startswith("unknown_"):
+            _add(out, "vendor", i.vendor_name, p + "vendor_name", STRONG)
+        elif i.vendor_id is not None:
+            _add(out, "vendor", f"CIP vendor {i.vendor_id}", p + "vendor_id", DERIVED)
+        _add(out, "product", i.product_name, p + "product_name", STRONG)
+        _add(out, "model", i.product_name, p + "product_name", STRONG)
+        _add(out, "firmware", i.revision, p + "revision", STRONG)
+        _add(out, "serial", i.serial_number, p + "serial_number", STRONG)
+        _add(out, "device_type", i.device_type_name, p + "device_type_name", STRONG)
+    bn = e.bacnet
+    if bn is not None:
+        if bn.service_name == "i_am":
+            if bn.vendor_name:
+                _add(out, "vendor", bn.vendor_name, "bacnet.vendor_name", DERIVED)
+            elif bn.vendor_id is not None:
+                _add(out, "vendor", f"BACnet vendor {bn.vendor_id}", "bacnet.vendor_id", DERIVED)
+            if bn.device_instance is not None:
+                _add(out, "device_type", "bacnet_device", "bacnet.device_instance", DERIVED)
+        elif _is_response(e):
+            props = bn.properties or []
+            items = [(pp.object_type_name, pp.property_name, pp.value, f"bacnet.properties[{i}].value") for i, pp in enumerate(props)]
+            if not items:
+                items = [(bn.object_type_name, bn.property_name, bn.value, "bacnet.value")]
+            for otype, pname, value, path in items:
+                if otype != "device" or value is None:
+                    continue
+                attr = _BACNET_DEVICE_PROPS.get(pname or "")
+                if attr is not None:
+                    _add(out, attr[0], value, f"{path} ({pname})", attr[1])
+    ua = e.opcua
+    if ua is not None:
+        if ua.is_response or _is_response(e):
+            for i, ep in enumerate(ua.endpoints or []):
+                _add(out, "product", ep.application_uri, f"opcua.endpoints[{i}].application_uri", HINT)
+            _add(out, "name", ua.application_name, "opcua.application_name", DERIVED)
+            _add(out, "product", ua.application_uri, "opcua.application_uri", HINT)
+        else:
+            _add(out, "name", ua.application_name, "opcua.application_name", HINT)
+            _add(out, "product", ua.application_uri, "opcua.application_uri", HINT)
+    mq = e.mqtt
+    if mq is not None and mq.client_id and mq.message_type_name == "connect":
+        _add(out, "name", mq.client_id, "mqtt.client_id", HINT)
+    return out
+
+
+_BACNET_DEVICE_PROPS: dict[str, tuple[str, int]] = {
+    "vendor-name": ("vendor", STRONG),
+    "model-name": ("model", STRONG),
+    "firmware-revision": ("firmware", STRONG),
+    "application-software-version": ("software", STRONG),
+    "object-name": ("name", STRONG),
+    "serial-number": ("serial", STRONG),
+    "description": ("description", DERIVED),
+    "location": ("location", DERIVED),
+}

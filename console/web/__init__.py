@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import secrets
+
 from flask import Flask
 
-from . import alerts, api, assets, errors, formatting, i18n, overview, store
+from . import admin, alerts, api, assets, auth, errors, formatting, i18n, overview, store
 
 DEFAULTS: dict[str, Any] = {
     # sqlite:///PATH or http(s)://HOST:9200; when unset, QINLING_STORE (the pipeline's setting) is used
@@ -17,7 +19,18 @@ DEFAULTS: dict[str, Any] = {
     "TIMEZONE": "UTC",  # times are shown and typed in this IANA zone, e.g. Asia/Shanghai
     "PAGE_SIZE": 50,
     "MAX_PAGE_SIZE": 500,
-    "SECRET_KEY": "dev-only-change-me",
+    "SECRET_KEY": "dev-only-change-me",  # signs the pre-login CSRF cookie; replaced by a random key outside tests
+    # the console database (users, sessions, tokens, audit log, enterprises); default beside a SQLite
+    # store (var/qinling.sqlite -> var/qinling-console.sqlite), else var/console.sqlite
+    "CONSOLE_DB": None,
+    # None: Secure cookies when the request came over HTTPS (e.g. behind a TLS proxy with ProxyFix);
+    # True/False forces it. Set True in production behind TLS.
+    "SESSION_COOKIE_SECURE": None,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_LIFETIME_HOURS": 8,
+    "ARGON2": None,  # PasswordHasher keyword arguments; None: argon2-cffi's defaults (RFC 9106 low-memory)
+    "PROXY_FIX": 0,  # number of trusted reverse proxies in front (X-Forwarded-For/-Proto), 0: none
 }
 
 
@@ -28,11 +41,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_prefixed_env("QINLING")
     else:
         app.config.update(test_config)
+    if app.config["SECRET_KEY"] == DEFAULTS["SECRET_KEY"] and not app.config.get("TESTING"):
+        app.config["SECRET_KEY"] = secrets.token_hex(32)  # only signs short-lived pre-login CSRF tokens
+    if int(app.config.get("PROXY_FIX") or 0):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = int(app.config["PROXY_FIX"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     store.init_app(app)
     i18n.init_app(app)
+    auth.init_app(app)
     formatting.init_app(app)
     errors.init_app(app)
-    for bp in (overview.bp, alerts.bp, assets.bp, api.bp):
+    for bp in (overview.bp, alerts.bp, assets.bp, admin.directory, admin.bp, api.bp, api.legacy):
         app.register_blueprint(bp)
     return app
 
@@ -45,17 +66,20 @@ def serve(
     *,
     organization: str | None = None,
     timezone: str = "UTC",
+    console_db: str | None = None,
 ) -> None:
     """Serve the console until interrupted (werkzeug's threaded server: fine for a plant's SOC)."""
     from werkzeug.serving import run_simple
 
     app = create_app(
-        {"STORE_URL": store_url, "LANGUAGE": language, "ORGANIZATION": organization, "TIMEZONE": timezone}
+        {"STORE_URL": store_url, "LANGUAGE": language, "ORGANIZATION": organization, "TIMEZONE": timezone,
+         "CONSOLE_DB": console_db}
     )
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:
         store.close_store(app)
+        auth.close_db(app)
 
 
 __all__ = ["DEFAULTS", "create_app", "serve"]

@@ -7,6 +7,7 @@ from flask import Blueprint, render_template
 from pipeline.store import Query
 
 from . import data
+from .auth import requires
 from .params import alert_form, organization
 from .store import get_store
 
@@ -14,6 +15,7 @@ bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
 
 @bp.get("/")
+@requires("data.read")
 def index() -> str:
     form = alert_form()
     store = get_store()
@@ -26,6 +28,7 @@ def index() -> str:
 
 
 @bp.get("/<path:alert_id>")
+@requires("data.read")
 def detail(alert_id: str) -> str:
     alert = data.alert_or_404(alert_id)
     return render_template("alerts/detail.html", alert=alert, evidence=data.evidence_of(alert))

@@ -7,6 +7,7 @@ from flask import Blueprint, render_template
 from pipeline.store import Query
 
 from . import data
+from .auth import requires
 from .params import asset_form, organization
 from .store import get_store
 
@@ -14,6 +15,7 @@ bp = Blueprint("assets", __name__, url_prefix="/assets")
 
 
 @bp.get("/")
+@requires("data.read")
 def index() -> str:
     form = asset_form()
     store = get_store()
@@ -26,6 +28,7 @@ def index() -> str:
 
 
 @bp.get("/<path:asset_id>")
+@requires("data.read")
 def detail(asset_id: str) -> str:
     asset = data.asset_or_404(asset_id)
     filters = {"related.ip": asset.ip}

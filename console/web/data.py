@@ -10,11 +10,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import abort
+from flask import abort, current_app
 
 from pipeline.schema import SEVERITY, Asset, Event
 from pipeline.store import Query
 
+from .accounts import Enterprise
+from .auth import can, current_user, get_db
 from .formatting import LEVELS, level
 from .params import organization
 from .store import get_store
@@ -133,3 +135,31 @@ def _bars(first: dt.datetime, last: dt.datetime) -> tuple[int, list[Bar]]:
             if key in counts:
                 counts[key][name] += n
     return interval, [Bar(dt.datetime.fromtimestamp(s, dt.timezone.utc), counts[s]) for s in starts]
+
+
+@dataclass
+class EnterpriseRow:
+    enterprise: Enterprise
+    alerts: int | None  # None: this user may not read traffic data
+    assets: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.enterprise.to_dict(), "alerts": self.alerts, "assets": self.assets}
+
+
+def enterprises() -> list[EnterpriseRow]:
+    """The enterprises this user may know of: an enterprise user only their own; with alert/asset counts."""
+    user = current_user()
+    pinned = current_app.config.get("ORGANIZATION") or None
+    only = user.organization if user is not None and user.role == "enterprise" else pinned
+    if user is not None and user.role == "enterprise" and pinned and pinned != only:
+        return []
+    rows = [EnterpriseRow(e, None, None) for e in get_db().enterprises(only=only or None)]
+    if rows and can("data.read"):
+        store = get_store()
+        scope = _q(size=0)
+        alerts = {str(k): n for k, n in store.count_by("alerts", "organization.id", scope, top=10_000)}
+        assets = {str(k): n for k, n in store.count_by("assets", "organization.id", scope, top=10_000)}
+        for row in rows:
+            row.alerts, row.assets = alerts.get(row.enterprise.id, 0), assets.get(row.enterprise.id, 0)
+    return rows

@@ -26,6 +26,8 @@ def handle_http(e: HTTPException) -> ResponseReturnValue:
         error = e.name.lower().replace(" ", "_").replace("'", "")
         response = jsonify({"error": error, "message": message})
         response.status_code = code
+        if code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="qinling"'
         return response
     title = _(f"error.{code}.title")
     if title == f"error.{code}.title":

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 
 from . import data
+from .auth import LOGGED_IN, can, requires
 
 bp = Blueprint("overview", __name__)
 
 
 @bp.get("/")
-def index() -> str:
+@requires(LOGGED_IN)
+def index() -> ResponseReturnValue:
+    if not can("data.read"):  # auditors start at the audit log
+        return redirect(url_for("admin.audit"))
     return render_template("overview.html", ov=data.overview())

@@ -80,8 +80,15 @@ def _paging() -> tuple[int, int]:
 
 
 def organization() -> str | None:
-    org = current_app.config.get("ORGANIZATION")
-    return str(org) if org else None
+    """The signed-in user's tenancy (see auth.organization): every Query built here carries it."""
+    from .auth import organization as tenancy
+
+    return tenancy()
+
+
+def _org_value(values: dict[str, Any]) -> None:
+    """Keeps a chosen ?org= in the form values, so pages and links carry it along."""
+    values["org"] = _arg("org")
 
 
 def alert_form() -> Form:
@@ -113,6 +120,7 @@ def alert_form() -> Form:
     values["from"], values["to"] = _arg("from"), _arg("to")
     text = _arg("q")
     values["q"] = text
+    _org_value(values)
     page, size = _paging()
     values["page"], values["size"] = page, size
     q = Query(filters=filters, start=start, end=end, text=text or None, organization=organization(),
@@ -130,8 +138,17 @@ def asset_form() -> Form:
             filters[fld] = v
     text = _arg("q")
     values["q"] = text
+    _org_value(values)
     page, size = _paging()
     values["page"], values["size"] = page, size
     q = Query(filters=filters, text=text or None, organization=organization(),
               sort="last_seen", descending=True, page=page, size=size)
     return Form(q, values)
+
+
+def audit_form() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The audit log's filters (actor, action) and paging: (keyword arguments for audit_log, form values)."""
+    values: dict[str, Any] = {"actor": _arg("actor")[:64], "action": _arg("action")[:64]}
+    page, size = _paging()
+    values["page"], values["size"] = page, size
+    return {"actor": values["actor"] or None, "action": values["action"] or None, "page": page, "size": size}, values

@@ -10,10 +10,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from console.web import DEFAULTS, create_app
+from console.web.auth import get_db
 from console.web.formatting import page_numbers
 from console.web.i18n import CATALOG_DIR, LANGUAGES
-from console.web.store import close_store
-from tests.console.conftest import make_app
+from tests.console.conftest import FAST_ARGON2, close_app, login, make_app, seed_accounts
 from tests.store import sample_data as sd
 
 WEB = Path(__file__).resolve().parents[2] / "console" / "web"
@@ -34,22 +34,28 @@ def text(resp) -> str:  # type: ignore[no-untyped-def]
 
 def test_factory_connects_nothing_until_a_request(tmp_path: Path) -> None:
     db = tmp_path / "later.sqlite"
-    app = create_app({"TESTING": True, "STORE_URL": f"sqlite:///{db}"})
-    assert not db.exists()
-    assert app.test_client().get("/api/alerts").status_code == 200
+    app = create_app({"TESTING": True, "STORE_URL": f"sqlite:///{db}", "ARGON2": FAST_ARGON2})
+    accounts = tmp_path / "later-console.sqlite"  # the console database's default place: beside the store
+    assert not db.exists() and not accounts.exists()
+    assert app.test_client().get("/api/v1/alerts").status_code == 401
+    assert accounts.exists() and not db.exists()  # refused before the store was needed
+    token = get_db(app).create_token(get_db(app).add_user("script", "long enough pw", "analyst").username)
+    assert app.test_client().get("/api/v1/alerts", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert db.exists()
-    close_store(app)
+    close_app(app)
 
 
 def test_factory_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch, db_path: Path) -> None:
     monkeypatch.setenv("QINLING_STORE_URL", f"sqlite:///{db_path}")
     monkeypatch.setenv("QINLING_LANGUAGE", "en")
     monkeypatch.setenv("QINLING_ORGANIZATION", "globex")
+    monkeypatch.setenv("QINLING_CONSOLE_DB", str(db_path.parent / "accounts.sqlite"))
+    monkeypatch.setenv("QINLING_ARGON2", '{"time_cost": 1, "memory_cost": 8, "parallelism": 1}')
     app = create_app()
     assert app.config["LANGUAGE"] == "en" and app.config["PAGE_SIZE"] == DEFAULTS["PAGE_SIZE"]
-    body = text(app.test_client().get("/alerts/"))
+    body = text(login(app.test_client(), "analyst").get("/alerts/"))
     assert "GLOBEX-ONLY" in body and "Monitoring &amp; early warning" in body
-    close_store(app)
+    close_app(app)
 
 
 def test_catalogs_have_the_same_keys_and_cover_every_template_key() -> None:
@@ -63,9 +69,12 @@ def test_catalogs_have_the_same_keys_and_cover_every_template_key() -> None:
     assert static_keys <= set(catalogs["en"]), static_keys - set(catalogs["en"])
     # keys built at run time
     for prefix, names in (("severity.", ("critical", "high", "medium", "low")), ("lang.", LANGUAGES),
-                          ("unit.", ("day", "hour", "minute", "second"))):
+                          ("unit.", ("day", "hour", "minute", "second")),
+                          ("role.", ("admin", "regulator", "analyst", "enterprise", "auditor")),
+                          ("audit.outcome.", ("success", "failure", "locked")),
+                          ("users.done.", ("disable", "enable", "passwd"))):
         assert {prefix + n for n in names} <= set(catalogs["en"])
-    for code in (400, 404, 405, 500, 503):
+    for code in (400, 401, 403, 404, 405, 415, 429, 500, 503):
         assert {f"error.{code}.title", f"error.{code}.message"} <= set(catalogs["en"])
     for lang, cat in catalogs.items():
         for key, value in cat.items():
@@ -115,10 +124,12 @@ def test_overview_counts_and_chart(client_en: FlaskClient) -> None:
 
 
 def test_overview_on_an_empty_store(tmp_path: Path) -> None:
-    app = create_app({"TESTING": True, "STORE_URL": f"sqlite:///{tmp_path / 'e.sqlite'}", "LANGUAGE": "en"})
-    body = text(app.test_client().get("/"))
+    seed_accounts(tmp_path / "accounts.sqlite")
+    app = create_app({"TESTING": True, "STORE_URL": f"sqlite:///{tmp_path / 'e.sqlite'}", "LANGUAGE": "en",
+                      "CONSOLE_DB": str(tmp_path / "accounts.sqlite"), "ARGON2": FAST_ARGON2})
+    body = text(login(app.test_client(), "analyst").get("/"))
     assert "No alerts yet" in body and "<svg" not in body
-    close_store(app)
+    close_app(app)
 
 
 # ---------------------------------------------------------------- alert list
@@ -169,7 +180,7 @@ def test_pagination_keeps_filters(client_en: FlaskClient) -> None:
     ],
 )
 def test_alert_filters(client: FlaskClient, query: str, expected: int) -> None:
-    api = client.get(f"/api/alerts?{query}").get_json()
+    api = client.get(f"/api/v1/alerts?{query}").get_json()
     assert api["total"] == expected
     body = text(client.get(f"/alerts/?{query}"))
     assert len(rows(body)) == min(expected, 50)
@@ -179,10 +190,10 @@ def test_alert_filters(client: FlaskClient, query: str, expected: int) -> None:
 
 def test_time_filter_uses_the_console_zone(db_path: Path) -> None:
     app = make_app(db_path, TIMEZONE="Asia/Shanghai")
-    c = app.test_client()
-    assert c.get("/api/alerts?from=2024-05-01T17:00&to=2024-05-01T18:00").get_json()["total"] == 12
+    c = login(app.test_client(), "analyst")
+    assert c.get("/api/v1/alerts?from=2024-05-01T17:00&to=2024-05-01T18:00").get_json()["total"] == 12
     assert "2024-05-01 20:55:00" in text(c.get("/alerts/"))
-    close_store(app)
+    close_app(app)
 
 
 def test_filter_form_is_refilled(client: FlaskClient) -> None:
@@ -207,7 +218,7 @@ def test_filter_form_is_refilled(client: FlaskClient) -> None:
 def test_bad_arguments_are_400_with_a_reason(client_en: FlaskClient, query: str, fragment: str) -> None:
     html = client_en.get(f"/alerts/?{query}")
     assert html.status_code == 400 and fragment in text(html) and "Bad request" in text(html)
-    api = client_en.get(f"/api/alerts?{query}")
+    api = client_en.get(f"/api/v1/alerts?{query}")
     assert api.status_code == 400
     assert api.get_json()["error"] == "bad_request" and fragment in api.get_json()["message"]
 
@@ -249,10 +260,10 @@ def test_missing_evidence_is_reported(db_path: Path) -> None:
         ev = msgspec.structs.replace(alert.evidence, event_ids=[*alert.evidence.event_ids, "ev-gone", "ev-globex-0-req"])  # type: ignore[misc]
         store.write([msgspec.structs.replace(alert, evidence=ev)])
     app = make_app(db_path, LANGUAGE="en")
-    body = text(app.test_client().get("/alerts/al-acme-001"))
+    body = text(login(app.test_client(), "analyst").get("/alerts/al-acme-001"))
     assert len(rows(body, "evidence-row")) == 2  # globex's event is not shown to acme
     assert "2 triggering events are missing" in body and "ev-gone" in body
-    close_store(app)
+    close_app(app)
 
 
 def test_alert_detail_404(client: FlaskClient) -> None:
@@ -294,7 +305,7 @@ def test_asset_detail(client_en: FlaskClient) -> None:
 
 
 def test_api_alerts(client: FlaskClient) -> None:
-    resp = client.get("/api/alerts?size=5&page=2&severity=high")
+    resp = client.get("/api/v1/alerts?size=5&page=2&severity=high")
     assert resp.status_code == 200 and resp.mimetype == "application/json"
     data = resp.get_json()
     assert (data["total"], data["page"], data["size"], data["pages"]) == (15, 2, 5, 3)
@@ -303,20 +314,20 @@ def test_api_alerts(client: FlaskClient) -> None:
 
 
 def test_api_alert_and_evidence(client: FlaskClient) -> None:
-    alert = client.get("/api/alerts/al-acme-004").get_json()
+    alert = client.get("/api/v1/alerts/al-acme-004").get_json()
     assert alert["rule"]["id"] == "qn-modbus-0002" and alert["evidence"]["frames"] == [9, 10]
-    ev = client.get("/api/alerts/al-acme-004/evidence").get_json()
+    ev = client.get("/api/v1/alerts/al-acme-004/evidence").get_json()
     assert [e["event"]["id"] for e in ev["events"]] == ["ev-acme-4-req", "ev-acme-4-resp"] and ev["missing"] == []
 
 
 def test_api_assets(client: FlaskClient) -> None:
-    data = client.get("/api/assets").get_json()
+    data = client.get("/api/v1/assets").get_json()
     assert data["total"] == 3 and data["items"][0]["vendor"] == HOSTILE  # JSON carries the raw value
-    assert client.get("/api/assets/acme:10.0.0.66").get_json()["ip"] == "10.0.0.66"
-    assert client.get("/api/overview").get_json()["by_severity"] == {"critical": 15, "high": 15, "medium": 15, "low": 15}
+    assert client.get("/api/v1/assets/acme:10.0.0.66").get_json()["ip"] == "10.0.0.66"
+    assert client.get("/api/v1/overview").get_json()["by_severity"] == {"critical": 15, "high": 15, "medium": 15, "low": 15}
 
 
-@pytest.mark.parametrize("url", ["/api/alerts/nope", "/api/assets/nope", "/api/nothing-here", "/api/alerts/al-globex-000"])
+@pytest.mark.parametrize("url", ["/api/v1/alerts/nope", "/api/v1/assets/nope", "/api/v1/nothing-here", "/api/v1/alerts/al-globex-000"])
 def test_api_404_is_json(client_en: FlaskClient, url: str) -> None:
     resp = client_en.get(url)
     assert resp.status_code == 404 and resp.mimetype == "application/json"
@@ -324,7 +335,7 @@ def test_api_404_is_json(client_en: FlaskClient, url: str) -> None:
 
 
 def test_api_405_is_json(client: FlaskClient) -> None:
-    resp = client.post("/api/alerts")
+    resp = client.post("/api/v1/alerts")
     assert resp.status_code == 405 and resp.get_json()["error"] == "method_not_allowed"
 
 
@@ -334,25 +345,27 @@ def test_api_405_is_json(client: FlaskClient) -> None:
 def test_tenant_never_sees_another_enterprise(client: FlaskClient) -> None:
     # markers only globex's documents contain (the URLs themselves may echo what they ask for)
     for url in ("/", "/alerts/?size=500", "/alerts/?q=secret", "/alerts/?asset=192.168.7.7", "/assets/",
-                "/api/alerts?size=500", "/api/assets", "/api/overview", "/alerts/?rule=qn-globex-secret",
-                "/api/alerts?q=secret", "/api/alerts?asset=192.168.7.7"):
+                "/api/v1/alerts?size=500", "/api/v1/assets", "/api/v1/overview", "/alerts/?rule=qn-globex-secret",
+                "/api/v1/alerts?q=secret", "/api/v1/alerts?asset=192.168.7.7"):
         body = text(client.get(url))
         assert "GLOBEX-ONLY" not in body and "al-globex" not in body and "192.168.7.1" not in body, url
-    assert client.get("/api/alerts?rule=qn-globex-secret").get_json()["total"] == 0
+    assert client.get("/api/v1/alerts?rule=qn-globex-secret").get_json()["total"] == 0
     assert "qn-globex-secret" not in text(client.get("/alerts/"))  # not even in the rule dropdown
-    for url in ("/alerts/al-globex-000", "/api/alerts/al-globex-000", "/api/alerts/al-globex-000/evidence",
-                "/assets/globex:192.168.7.1", "/api/assets/globex:192.168.7.1"):
+    for url in ("/alerts/al-globex-000", "/api/v1/alerts/al-globex-000", "/api/v1/alerts/al-globex-000/evidence",
+                "/assets/globex:192.168.7.1", "/api/v1/assets/globex:192.168.7.1"):
         assert client.get(url).status_code == 404, url
 
 
 def test_other_tenant_and_no_tenant(db_path: Path) -> None:
     globex = make_app(db_path, ORGANIZATION="globex")
-    data = globex.test_client().get("/api/alerts").get_json()
+    data = login(globex.test_client(), "analyst").get("/api/v1/alerts").get_json()
     assert data["total"] == 3 and {a["organization"]["id"] for a in data["items"]} == {"globex"}
-    close_store(globex)
+    # an acme user on a console pinned to globex sees nothing at all
+    assert login(globex.test_client(), "acme-user").get("/api/v1/alerts").get_json()["total"] == 0
+    close_app(globex)
     everyone = make_app(db_path, ORGANIZATION=None)
-    assert everyone.test_client().get("/api/alerts").get_json()["total"] == sd.N_ACME + 3
-    close_store(everyone)
+    assert login(everyone.test_client(), "analyst").get("/api/v1/alerts").get_json()["total"] == sd.N_ACME + 3
+    close_app(everyone)
 
 
 # ---------------------------------------------------------------- escaping and errors
@@ -383,18 +396,23 @@ def test_500_page_hides_the_details(db_path: Path) -> None:
     def boom() -> str:
         raise RuntimeError("secret internals")
 
-    resp = app.test_client().get("/boom")
+    boom.__dict__["_qinling_permission"] = "logged-in"
+    resp = login(app.test_client(), "analyst").get("/boom")
     assert resp.status_code == 500 and "secret internals" not in text(resp) and "Internal server error" in text(resp)
-    close_store(app)
+    close_app(app)
 
 
 def test_store_failure_is_503(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    app = create_app({"TESTING": True, "STORE_URL": f"sqlite:///{tmp_path / 'file' / 'db.sqlite'}", "LANGUAGE": "en"})
-    resp = app.test_client().get("/api/alerts")
+    seed_accounts(tmp_path / "accounts.sqlite")
+    app = create_app({"TESTING": True, "STORE_URL": f"sqlite:///{tmp_path / 'file' / 'db.sqlite'}", "LANGUAGE": "en",
+                      "CONSOLE_DB": str(tmp_path / "accounts.sqlite"), "ARGON2": FAST_ARGON2})
+    c = login(app.test_client(), "analyst")
+    resp = c.get("/api/v1/alerts")
     assert resp.status_code == 503 and resp.get_json()["error"] == "service_unavailable"
     assert "cannot open" in resp.get_json()["message"]
-    assert app.test_client().get("/alerts/").status_code == 503
+    assert c.get("/alerts/").status_code == 503
+    close_app(app)
 
 
 def test_page_numbers_window() -> None:

@@ -102,7 +102,7 @@ def _commit(consumer: Consumer, stop: threading.Event, stats: IndexStats, backof
     """Commit; on failure retry a few times, then go on: the next commit covers these records too,
     and a record delivered again is only written again (idempotent)."""
     delay = backoff
-    for _ in range(5):
+    for _ in range(2):  # then go on: the next commit covers these records too
         try:
             consumer.commit()
             return

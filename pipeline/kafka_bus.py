@@ -325,7 +325,13 @@ class _KafkaConsumer(Consumer):
         """Poll until the group gave this consumer partitions; records fetched meanwhile wait for `poll`."""
         limit = self._bus.join_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
+        refresh = time.monotonic() + 2.0
         while not self._c.assignment():
+            if time.monotonic() > refresh:
+                # A group joined before the broker's metadata listed a just-created topic gets an empty
+                # assignment and would wait for the next metadata refresh (minutes): ask for one now.
+                self._c._client.cluster.request_update()
+                refresh = time.monotonic() + 2.0
             if time.monotonic() > deadline:
                 raise BusError(
                     f"consumer of group {self._group!r} got no partition of {self._topics} from {self._bus.bootstrap} "

@@ -71,6 +71,7 @@ class Pending(Generic[K, R]):
         self._by_key.setdefault(key, deque()).append(slot)
         self._order.append(slot)
         self._n += 1
+        self._compact()
         if self._n <= self.limit:
             return False
         self._drop_oldest()
@@ -94,8 +95,7 @@ class Pending(Generic[K, R]):
         self._n -= 1
         if self._flooded and self._n < self.limit // 2:
             self._flooded = False
-        if len(self._order) > 4 * self.limit:  # keep the lazy order queue bounded
-            self._order = deque(s for s in self._order if not s.done)
+        self._compact()
         return slot.item
 
     def clear(self) -> None:
@@ -103,6 +103,10 @@ class Pending(Generic[K, R]):
         self._order.clear()
         self._n = 0
         self._flooded = False
+
+    def _compact(self) -> None:
+        if len(self._order) > 4 * self.limit:  # keep the lazy order queue bounded
+            self._order = deque(s for s in self._order if not s.done)
 
     def _forget(self, key: K) -> None:
         q = self._by_key.pop(key, None)

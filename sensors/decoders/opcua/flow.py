@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.schema import Anomaly, Event, Opcua
+from pipeline.schema import Event, Opcua
 
-from ..base import Direction, FrameMeta, make_event
+from ..base import Direction, FrameMeta, Parsed
+from ..stream import Pending, StreamFlow, time_ns
 from .constants import MAX_CHUNKS, MAX_PENDING, AnomalyCode, action_of, service_of
 from .parser import Chunk, Reader, Short, decode_service, parse, parse_ack, parse_error, parse_hello, parse_reverse_hello, parse_secure_header
 
 __all__ = ["OpcuaFlow"]
 
 DATASET = "opcua"
-MAX_BAD_HEADERS = 4
-_CLOSE_SEQ = 900
 _MAX_PARTIAL_BYTES = 64 * 1024 * 1024
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_US = dt.timedelta(microseconds=1)
-
-
-def _ns(meta: FrameMeta) -> int:
-    t = meta.time if meta.time.tzinfo else meta.time.replace(tzinfo=dt.timezone.utc)
-    return ((t - _EPOCH) // _US) * 1000
-
-
-@dataclass(slots=True)
-class _Side:
-    buf: bytearray = field(default_factory=bytearray)
-    bad_headers: int = 0
-    stopped: bool = False
 
 
 @dataclass(slots=True)
@@ -52,107 +34,50 @@ class _Request:
     service: str | None
 
 
-class OpcuaFlow:
+class OpcuaFlow(StreamFlow):
     """One UA TCP connection. `feed` in-order bytes of either direction; one event per message."""
 
+    DATASET = DATASET
     MAX_PENDING = MAX_PENDING
+    TRUNCATED = AnomalyCode.TRUNCATED_PDU.value
+    INVALID = AnomalyCode.INVALID_PDU.value
+    NOT_PROTOCOL = AnomalyCode.NOT_OPCUA.value
+    UNIT, HEADER = "chunk", "UA TCP"
 
     def __init__(self) -> None:
-        self._sides = (_Side(), _Side())
+        super().__init__()
         self._partials: dict[tuple[int, int | None], _Partial] = {}
-        self._pending: OrderedDict[int, _Request] = OrderedDict()
-        self._flooded = False
+        self._pending: Pending[int, _Request] = Pending(self.MAX_PENDING)
         self._policy: str | None = None  # short name of the secure channel's security policy
         self._mode: str | None = None  # security mode, when the OPN request was readable
         self._saw_start = False  # HEL or OPN seen: the capture has the connection from its start
-        self._seq_frame = -1
-        self._seq = 0
-        self._last_meta: FrameMeta | None = None
 
-    # ------------------------------------------------------------ FlowDecoder
+    def parse(self, data: memoryview, direction: Direction) -> Parsed:
+        return parse(data)
 
-    def feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
-        try:
-            return self._feed(data, direction, meta)
-        except Exception as exc:  # a decoder never raises
-            self._sides[direction].buf.clear()
-            return [self._anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"decoder error: {type(exc).__name__}: {exc}")]
+    def handle(self, p: Parsed, direction: Direction, meta: FrameMeta, out: list[Event]) -> bool:
+        if not isinstance(p.pdu, Chunk):
+            out.append(self.anomaly(meta, direction, p.anomaly or AnomalyCode.INVALID_HEADER.value, p.anomaly_message))
+            return False
+        self._chunk(p.pdu, direction, meta, out)
+        return True
 
     def gap(self, direction: Direction, nbytes: int, meta: FrameMeta) -> list[Event]:
-        """Bytes were lost: drop the partial chunk and partial messages of that direction."""
+        """Bytes were lost: drop the partial chunk and the partial messages of that direction."""
         self._last_meta = meta
-        side = self._sides[direction]
+        mine = [k for k in self._partials if k[0] == direction]
+        lost = self.held(direction) + sum(len(self._partials.pop(k).body) for k in mine)
         out: list[Event] = []
-        lost = len(side.buf) + sum(len(p.body) for k, p in self._partials.items() if k[0] == direction)
-        if lost and not side.stopped:
-            out.append(self._anomaly(meta, direction, AnomalyCode.TRUNCATED_PDU, f"{nbytes} byte(s) lost in capture: dropped {lost} byte(s) of a partial message"))
-        side.buf.clear()
-        side.bad_headers = 0
-        for k in [k for k in self._partials if k[0] == direction]:
-            del self._partials[k]
+        if lost and not self.sides[direction].stopped:
+            msg = f"{nbytes} byte(s) lost in capture: dropped {lost} byte(s) of a partial message"
+            out.append(self.anomaly(meta, direction, self.TRUNCATED, msg))
+        self.drop(direction)
+        self.sides[direction].bad = 0
         return out
 
-    def close(self, meta: FrameMeta | None) -> list[Event]:
-        meta = meta or self._last_meta
-        out: list[Event] = []
-        for direction in (Direction.TO_SERVER, Direction.TO_CLIENT):
-            side = self._sides[direction]
-            if side.buf and not side.stopped and meta is not None:
-                out.append(self._anomaly(meta, direction, AnomalyCode.TRUNCATED_PDU, f"connection ended with {len(side.buf)} byte(s) of a partial chunk", close=True))
-            side.buf.clear()
+    def on_close(self, meta: FrameMeta | None, out: list[Event]) -> None:
         self._partials.clear()
         self._pending.clear()
-        return out
-
-    # ------------------------------------------------------------ internals
-
-    def _next_seq(self, meta: FrameMeta, close: bool = False) -> int:
-        if meta.frame != self._seq_frame:
-            self._seq_frame = meta.frame
-            self._seq = _CLOSE_SEQ if close else 0
-        elif close and self._seq < _CLOSE_SEQ:
-            self._seq = _CLOSE_SEQ
-        s = self._seq
-        self._seq += 1
-        return s
-
-    def _anomaly(self, meta: FrameMeta, direction: Direction, code: AnomalyCode | str, message: str | None, opcua: Opcua | None = None, close: bool = False) -> Event:
-        value = code.value if isinstance(code, AnomalyCode) else code
-        return make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta, close), action="anomaly",
-                          anomaly=Anomaly(code=value, message=message), opcua=opcua)
-
-    def _feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
-        self._last_meta = meta
-        side = self._sides[direction]
-        if side.stopped or not len(data):
-            return []
-        if side.buf:
-            side.buf += data
-            work = memoryview(bytes(side.buf))
-            side.buf.clear()
-        else:
-            work = data
-        out: list[Event] = []
-        off = 0
-        end = len(work)
-        while off < end:
-            p = parse(work[off:])
-            if p.consumed <= 0:
-                break
-            off += min(p.consumed, end - off)
-            if not isinstance(p.pdu, Chunk):
-                side.bad_headers += 1
-                out.append(self._anomaly(meta, direction, p.anomaly or AnomalyCode.INVALID_HEADER.value, p.anomaly_message))
-                if side.bad_headers >= MAX_BAD_HEADERS:
-                    side.stopped = True
-                    out.append(self._anomaly(meta, direction, AnomalyCode.NOT_OPCUA, f"{side.bad_headers} bad UA TCP headers in a row: stopped decoding this direction"))
-                    return out
-                continue
-            side.bad_headers = 0
-            self._chunk(p.pdu, direction, meta, out)
-        if off < end:
-            side.buf += work[off:]
-        return out
 
     def _chunk(self, c: Chunk, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         mt = c.message_type
@@ -164,16 +89,16 @@ class OpcuaFlow:
                 self._saw_start = True
             ev = Opcua(**base, **{k: v for k, v in fields.items() if v is not None})
             outcome = "failure" if mt == "ERR" else None
-            out.append(make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action_of(mt, None), outcome=outcome, opcua=ev))
+            out.append(self.emit(meta, direction, action=action_of(mt, None), outcome=outcome, opcua=ev))
             if problem:
-                out.append(self._anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"{mt}: {problem}", ev))
+                out.append(self.anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"{mt}: {problem}", opcua=ev))
             return
         sh = parse_secure_header(c)
         base.update(sh.fields)
         if sh.problem:
             ev = Opcua(**base)
-            out.append(make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action_of(mt, None), opcua=ev))
-            out.append(self._anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"{mt} security header: {sh.problem}", ev))
+            out.append(self.emit(meta, direction, action=action_of(mt, None), opcua=ev))
+            out.append(self.anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"{mt} security header: {sh.problem}", opcua=ev))
             return
         if mt == "OPN":
             self._saw_start = True
@@ -189,8 +114,8 @@ class OpcuaFlow:
             base["request_id"] = r.u32()
         except Short as e:
             ev = Opcua(**base)
-            out.append(make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action_of(mt, None), opcua=ev))
-            out.append(self._anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"{mt} sequence header: {e}", ev))
+            out.append(self.emit(meta, direction, action=action_of(mt, None), opcua=ev))
+            out.append(self.anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"{mt} sequence header: {e}", opcua=ev))
             return
         rest = c.body[r.o :]
         key = (int(direction), base["request_id"])
@@ -201,8 +126,8 @@ class OpcuaFlow:
             if part is not None:
                 base["chunk_count"] = part.chunks + 1
             ev = Opcua(**base)
-            out.append(make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action_of(mt, None), outcome="failure", opcua=ev))
-            out.append(self._anomaly(meta, direction, AnomalyCode.ABORTED, f"{mt} message with request id {base['request_id']} aborted: {base.get('error_name')}", ev))
+            out.append(self.emit(meta, direction, action=action_of(mt, None), outcome="failure", opcua=ev))
+            out.append(self.anomaly(meta, direction, AnomalyCode.ABORTED, f"{mt} message with request id {base['request_id']} aborted: {base.get('error_name')}", opcua=ev))
             return
         if c.chunk_type == "C":
             part = self._partials.get(key)
@@ -213,7 +138,7 @@ class OpcuaFlow:
             part.body += rest
             if part.chunks > MAX_CHUNKS or len(part.body) > _MAX_PARTIAL_BYTES:
                 del self._partials[key]
-                out.append(self._anomaly(meta, direction, AnomalyCode.FLOODED, f"more than {MAX_CHUNKS} chunks or {_MAX_PARTIAL_BYTES} bytes without a final chunk: message dropped", Opcua(**base)))
+                out.append(self.anomaly(meta, direction, AnomalyCode.FLOODED, f"more than {MAX_CHUNKS} chunks or {_MAX_PARTIAL_BYTES} bytes without a final chunk: message dropped", opcua=Opcua(**base)))
             return
         part = self._partials.pop(key, None)
         if part is not None:
@@ -256,7 +181,7 @@ class OpcuaFlow:
         if c.message_type == "OPN":
             base["service"] = "OpenSecureChannel"
         outcome = "failure" if c.chunk_type == "A" else None
-        out.append(make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action_of(c.message_type, base.get("service")), outcome=outcome, opcua=Opcua(**base)))
+        out.append(self.emit(meta, direction, action=action_of(c.message_type, base.get("service")), outcome=outcome, opcua=Opcua(**base)))
 
     def _message(self, mt: str, base: dict[str, Any], body: bytes, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         fields, problem = decode_service(body)
@@ -277,31 +202,24 @@ class OpcuaFlow:
         outcome = None
         unsolicited = False
         if is_response:
-            req = self._pending.pop(rid, None)
+            req = self._pending.match(rid)
             if req is not None:
-                duration = max(_ns(meta) - req.time_ns, 0)
+                duration = max(time_ns(meta) - req.time_ns, 0)
                 base["request_frame"] = req.frame
                 action = req.action if service in (None, "ServiceFault") else action
-                if self._flooded and len(self._pending) < self.MAX_PENDING // 2:
-                    self._flooded = False
             elif self._saw_start:
                 unsolicited = True
             code = base.get("status_code")
             outcome = "failure" if service == "ServiceFault" or (code is not None and code >= 0x80000000) else "success"
         elif mt != "CLO":
-            self._pending[rid] = _Request(meta.frame, _ns(meta), action, service)
-            self._pending.move_to_end(rid)
-            if len(self._pending) > self.MAX_PENDING:
-                self._pending.popitem(last=False)
-                if not self._flooded:
-                    self._flooded = True
-                    out.append(self._anomaly(meta, direction, AnomalyCode.FLOODED, f"more than {self.MAX_PENDING} requests without a response: oldest dropped"))
+            if self._pending.add(rid, _Request(meta.frame, time_ns(meta), action, service), replace=True):  # a reused id replaces the older request
+                out.append(self.anomaly(meta, direction, AnomalyCode.FLOODED, f"more than {self.MAX_PENDING} requests without a response: oldest dropped"))
         ev = Opcua(**base)
-        out.append(make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action, outcome=outcome, duration=duration, opcua=ev))
+        out.append(self.emit(meta, direction, action=action, outcome=outcome, duration=duration, opcua=ev))
         if problem:
-            out.append(self._anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"{base.get('service_name') or mt}: {problem}", _header(ev)))
+            out.append(self.anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"{base.get('service_name') or mt}: {problem}", opcua=_header(ev)))
         if unsolicited:
-            out.append(self._anomaly(meta, direction, AnomalyCode.UNSOLICITED_RESPONSE, f"no pending request with request id {rid}", _header(ev)))
+            out.append(self.anomaly(meta, direction, AnomalyCode.UNSOLICITED_RESPONSE, f"no pending request with request id {rid}", opcua=_header(ev)))
 
 
 def _header(ev: Opcua) -> Opcua:

@@ -202,19 +202,30 @@ class ListsDefined(Check):
 
 
 class RegexCompile(Check):
+    """Every pattern compiles, written in the rule or taken from a named list (`re: $command_topics`)."""
+
     def run(self, docs: Sequence[YamlDoc], ctx: CheckContext) -> Iterator[RuleError]:
         for doc in docs:
             for e in match_entries(doc):
                 if e.modifier != "re":
                     continue
-                pats = e.value if isinstance(e.value, list) else [e.value]
+                name = list_name(e.value)
+                if name is not None:
+                    found = ctx.lists.get(name)
+                    pats = list(found.values) if isinstance(found, NamedList) else []
+                    origin = f" in list ${name}"
+                else:
+                    pats = e.value if isinstance(e.value, list) else [e.value]
+                    origin = ""
                 for p in pats:
                     if not isinstance(p, str):
+                        if name is not None:
+                            yield doc.error(e.where, f"list ${name} holds {p!r}, which is not a regular expression")
                         continue
                     try:
                         re.compile(p)
                     except re.error as err:
-                        yield doc.error(e.where, f"bad regular expression {p!r}: {err}")
+                        yield doc.error(e.where, f"bad regular expression {p!r}{origin}: {err}")
 
 
 def cidr_problem(value: Any) -> str | None:

@@ -18,6 +18,7 @@ from . import attack
 from .checks import CHECKS, CheckContext, is_scalar, list_name
 from .model import (
     Condition,
+    LIST_MODIFIERS,
     ListRef,
     NamedList,
     NewTerms,
@@ -159,7 +160,7 @@ def _as_tuple(v: Any) -> tuple[str, ...]:
 
 def _value(modifier: str, v: Any) -> Any:
     name = list_name(v)
-    if name is not None and modifier in ("eq", "in", "not_in", "cidr", "not_cidr", "contains"):
+    if name is not None and modifier in LIST_MODIFIERS:
         return ListRef(name)
     if isinstance(v, list):
         return tuple(v)

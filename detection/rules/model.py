@@ -12,7 +12,7 @@ MODIFIERS = frozenset(
     {"eq", "in", "not_in", "gt", "gte", "lt", "lte", "range", "re", "cidr", "not_cidr", "exists", "contains"}
 )
 # Modifiers whose value may name a list (`$engineering_stations`) instead of spelling it out.
-LIST_MODIFIERS = frozenset({"eq", "in", "not_in", "cidr", "not_cidr", "contains"})
+LIST_MODIFIERS = frozenset({"eq", "in", "not_in", "cidr", "not_cidr", "contains", "re"})
 
 LEVELS = ("low", "medium", "high", "critical")
 

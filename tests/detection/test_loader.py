@@ -200,3 +200,34 @@ def test_lint_main_prints_path_line_message(write: Write, capsys: pytest.Capture
 
 def test_bundled_pack_lints_clean() -> None:
     assert lint() == []
+
+
+def test_regex_from_a_named_list_is_resolved_and_checked(tmp_path: Path) -> None:
+    """`re: $name` takes its patterns from the lists file; a bad pattern there is reported at the rule."""
+    from detection.engine import DetectionEngine
+    from detection.rules.lint import lint
+    from detection.rules.loader import load_rules
+    from pipeline import schema as s
+
+    lists = tmp_path / "lists.yml"
+    lists.write_text("topics:\n  - '/cmd$'\n  - '^plant/.*/set$'\n")
+    rule = tmp_path / "r.yml"
+    rule.write_text(
+        "id: qn-test-0001\ntitle: t\nlevel: high\nattack: [T0855]\nmatch:\n"
+        "  event.dataset: mqtt\n  mqtt.topic|re: $topics\n"
+    )
+    rs = load_rules([rule], lists)
+    engine = DetectionEngine(rs.rules, rs.lists)
+
+    def ev(topic: str, n: int) -> s.Event:
+        return s.Event(
+            timestamp=s.ts(1000 + n),
+            event=s.EventInfo(kind="event", dataset="mqtt", action="publish", id=f"t-{n}"),
+            mqtt=s.Mqtt(message_type=3, message_type_name="publish", topic=topic),
+        )
+
+    assert engine.process(ev("plant/line1/set", 1)) and engine.process(ev("a/cmd", 2))
+    assert engine.process(ev("plant/line1/status", 3)) == []
+    lists.write_text("topics:\n  - '(unclosed'\n")
+    problems = [str(e) for e in lint([rule], site_lists=lists)]
+    assert any(f"{rule}:7" in p and "in list $topics" in p for p in problems), problems

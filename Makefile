@@ -34,13 +34,10 @@ apt:
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-# Replays the bundled attack scenario into an embedded SQLite store and serves the console on it.
+# Replays the bundled captures for two demo enterprises into var/demo/ (store + console database with
+# one user per role; password $QINLING_DEMO_PASSWORD or a random one it prints) and serves the console.
 demo: apt venv
-	@mkdir -p var
-	rm -f $(DEMO_DB)
-	$(BIN)/qinling replay pcaps/modbus/*.pcap --store sqlite:///$(DEMO_DB) --out var/demo-alerts.jsonl
-	@echo "Console: http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
-	$(BIN)/qinling console --store sqlite:///$(DEMO_DB) --host $(HOST) --port $(PORT)
+	$(BIN)/qinling demo --host $(HOST) --port $(PORT)
 
 # Kafka and Elasticsearch from Maven Central jars (cached under .cache/), started once per run and
 # stopped on exit whatever the outcome; the integration tests fail (not skip) without them here.

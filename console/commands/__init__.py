@@ -4,4 +4,6 @@ Listed explicitly (one line each); `console/cli.py` registers them after its own
 """
 
 MODULES: tuple[str, ...] = (
+    "console.commands.users",
+    "console.commands.demo",
 )

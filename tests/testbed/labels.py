@@ -74,6 +74,12 @@ def known_rule_ids(rules_dir: Path | None = None) -> dict[str, str]:
                 stack.extend(node.values())
             elif isinstance(node, list):
                 stack.extend(node)
+    try:  # the learned-baseline detectors' alert types (detection/anomaly) are valid expectations too
+        from detection.anomaly.rules import RULES
+
+        ids.update({r.id: r.title for r in RULES})
+    except ImportError:
+        pass
     return ids
 
 
@@ -146,7 +152,10 @@ def _observed(actions: list[dict[str, Any]]) -> str:
 def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
     sc = record["scenario"]
     pcap: Path = record["pcap"]
-    attacker_ips = {record["hosts"][a["host"]] for a in sc["attacks"]}
+    # The time-window fallback below is only for hosts that do nothing but attack: a known master
+    # (HMI, engineering station) used for an attack step keeps its normal sessions labelled normal.
+    normal_hosts = {record["hosts"][i["host"]] for i in [*sc["background"], *sc["normal_events"]]}
+    attacker_ips = {record["hosts"][a["host"]] for a in sc["attacks"]} - normal_hosts
     attack_names = {a["name"] for a in sc["attacks"]}
     attack_steps = {k: v for k, v in record["steps"].items() if k in attack_names}
     frames, total, stats = assign_frames(pcap, attack_steps, attacker_ips, record["port"])
@@ -193,6 +202,7 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
         "scenario": sc["name"],
         "description": " ".join(str(sc.get("description", "")).split()),
         "capture": pcap.name,
+        **({"holdout": True} if sc.get("holdout") else {}),
         "sha256": sha256(pcap),
         "frames_total": total,
         "duration_s": round(record["t_end"] - record["t0"], 1) if record["t_end"] else None,

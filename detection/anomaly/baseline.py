@@ -1,0 +1,221 @@
+"""What the learning phase remembers about a site, and how it is learned (and relearned one link at a time).
+
+A `Learner` takes events; `fit()` turns what it saw into a `Baseline`:
+
+- nodes, links (client → server, protocol), functions per link, and per link+function the address
+  ranges touched, merged into intervals when less than `MERGE_GAP` addresses apart;
+- cycles: per exchange (link, function, unit, start address) the median and MAD of the gaps
+  between requests, kept when the exchange is cyclic (enough gaps, MAD small next to the median);
+- process values: per point (server, protocol, unit, table, address) min/max, the largest step
+  between consecutive observations and the largest rate of change; for coils/discrete inputs the
+  states seen and the transitions per hour. Points are the server's data, so a value written by
+  one master and read back by another shares one envelope.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pipeline.schema import Event
+
+from .features import BINARY_TABLES, Link, Point, message_of, point_values, request_range
+
+Exchange = tuple[str, str, str, str, int | None, int | None]  # client, server, protocol, function, unit, address
+
+MERGE_GAP = 16  # learned ranges closer than this are one range
+MIN_GAPS = 8  # fewer gaps: no cycle is learned for an exchange
+MAX_RELATIVE_MAD = 0.35  # MAD / median above this: the exchange is not cyclic
+
+
+def merge_intervals(ranges: Iterable[tuple[int, int]], gap: int = MERGE_GAP) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + gap:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(a, b) for a, b in out]
+
+
+def distance_outside(intervals: list[tuple[int, int]], lo: int, hi: int) -> int:
+    """0 when [lo, hi] lies inside one interval; else how far its farthest address is from the intervals."""
+    if not intervals:
+        return hi - lo + 1
+    worst = 0
+    for a in (lo, hi):
+        d = min(0 if s <= a <= e else (s - a if a < s else a - e) for s, e in intervals)
+        worst = max(worst, d)
+    if worst == 0 and not any(s <= lo and hi <= e for s, e in intervals):
+        worst = 1  # spans a hole between two intervals
+    return worst
+
+
+def median_mad(xs: list[float]) -> tuple[float, float]:
+    med = statistics.median(xs)
+    return med, statistics.median(abs(x - med) for x in xs)
+
+
+@dataclass
+class Cycle:
+    period: float  # median gap, seconds
+    mad: float
+    gaps: int
+
+    def describe(self) -> str:
+        return f"period {self.period:.3f}s ± {self.mad:.3f}s (median ± MAD of {self.gaps} gaps)"
+
+
+@dataclass
+class Envelope:
+    lo: int
+    hi: int
+    max_step: int  # largest change between consecutive observations
+    max_rate: float  # largest |change| per second
+    n: int
+
+    @property
+    def margin(self) -> float:
+        return max(0.25 * (self.hi - self.lo), 0.02 * max(abs(self.lo), abs(self.hi)), 1.0)
+
+    def describe(self) -> str:
+        return (f"[{self.lo}, {self.hi}] ± {self.margin:g}, max step {self.max_step}, max rate {self.max_rate:.3g}/s "
+                f"({self.n} observations)")
+
+
+@dataclass
+class Binary:
+    states: set[int]
+    transitions: int
+    seconds: float
+
+    @property
+    def per_minute(self) -> float:
+        return 60.0 * self.transitions / self.seconds if self.seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        return f"states {sorted(self.states)}, {self.transitions} transitions in {self.seconds:.0f}s"
+
+
+@dataclass
+class Baseline:
+    site: str
+    start: dt.datetime
+    end: dt.datetime
+    nodes: set[str] = field(default_factory=set)
+    links: dict[Link, dict[str, list[tuple[int, int]]]] = field(default_factory=dict)  # link -> function -> ranges
+    cycles: dict[Exchange, Cycle] = field(default_factory=dict)
+    values: dict[Point, Envelope] = field(default_factory=dict)
+    binaries: dict[Point, Binary] = field(default_factory=dict)
+    point_links: dict[Point, set[tuple[str, str]]] = field(default_factory=dict)  # which (client, server) pairs saw it
+
+    def summary(self) -> dict[str, int]:
+        return {"nodes": len(self.nodes), "links": len(self.links),
+                "functions": sum(len(f) for f in self.links.values()), "cycles": len(self.cycles),
+                "points": len(self.values), "binary_points": len(self.binaries)}
+
+    def replace_pair(self, client: str, server: str, other: Baseline) -> None:
+        """Relearn one pair: drop what this baseline knows about client→server, take `other`'s (learned on that pair only)."""
+
+        def mine(link: tuple[str, ...]) -> bool:
+            return link[0] == client and link[1] == server
+
+        self.links = {k: v for k, v in self.links.items() if not mine(k)} | {k: v for k, v in other.links.items() if mine(k)}
+        self.cycles = {k: v for k, v in self.cycles.items() if not mine(k)} | {k: v for k, v in other.cycles.items() if mine(k)}
+        # Points seen only through this pair are relearned; points the pair touches now are taken from `other`.
+        pair = (client, server)
+        for table in ("values", "binaries"):
+            cur: dict[Point, object] = getattr(self, table)
+            new: dict[Point, object] = getattr(other, table)
+            for p in [p for p in cur if self.point_links.get(p) == {pair}]:
+                del cur[p]
+            cur.update(new)
+        for p, links in other.point_links.items():
+            self.point_links.setdefault(p, set()).update(links)
+        self.nodes |= {client, server}
+        self.start, self.end = min(self.start, other.start), max(self.end, other.end)
+
+
+class Learner:
+    """Accumulates a site's traffic during the learning phase."""
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        self.start: dt.datetime | None = None
+        self.end: dt.datetime | None = None
+        self.nodes: set[str] = set()
+        self.ranges: dict[Link, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+        self.last_request: dict[Exchange, float] = {}
+        self.gaps: dict[Exchange, list[float]] = defaultdict(list)
+        self.points: dict[Point, list[tuple[float, int]]] = defaultdict(list)
+        self.point_links: dict[Point, set[tuple[str, str]]] = defaultdict(set)
+        self._pending: dict[tuple[str | None, int | None], tuple[int, int | None]] = {}
+        self.events = 0
+
+    def observe(self, e: Event) -> None:
+        m = message_of(e)
+        if m is None:
+            return
+        t = e.timestamp
+        if self.start is None or t < self.start:
+            self.start = t
+        if self.end is None or t > self.end:
+            self.end = t
+        self.events += 1
+        client, server, _proto = m.link
+        self.nodes.update((client, server))
+        funcs = self.ranges[m.link]
+        if m.request:
+            rng = request_range(m)
+            bucket = funcs[m.function]
+            if rng is not None and rng not in bucket:
+                bucket.append(rng)
+            key: Exchange = (*m.link, m.function, m.unit, m.address)
+            ts = t.timestamp()
+            prev = self.last_request.get(key)
+            if prev is not None and ts > prev:
+                self.gaps[key].append(ts - prev)
+            self.last_request[key] = ts
+        for point, value in point_values(e, m, self._pending):
+            self.points[point].append((t.timestamp(), value))
+            self.point_links[point].add((client, server))
+
+    def observe_many(self, events: Iterable[Event]) -> Learner:
+        for e in events:
+            self.observe(e)
+        return self
+
+    def fit(self) -> Baseline:
+        if self.start is None or self.end is None:
+            from .exceptions import NotTrainedError
+
+            raise NotTrainedError(f"site {self.site!r}: no protocol events to learn from; give it traffic of the site")
+        b = Baseline(self.site, self.start, self.end, nodes=set(self.nodes))
+        for link, funcs in self.ranges.items():
+            b.links[link] = {f: merge_intervals(r) for f, r in funcs.items()}
+        for key, gaps in self.gaps.items():
+            if len(gaps) < MIN_GAPS:
+                continue
+            med, mad = median_mad(gaps)
+            if med > 0 and mad <= MAX_RELATIVE_MAD * med:
+                b.cycles[key] = Cycle(med, mad, len(gaps))
+        for point, obs in self.points.items():
+            obs.sort()
+            vals = [v for _, v in obs]
+            step = rate = 0.0
+            transitions = 0
+            for (t0, v0), (t1, v1) in zip(obs, obs[1:]):
+                d = abs(v1 - v0)
+                step = max(step, d)
+                transitions += v1 != v0
+                if t1 > t0:
+                    rate = max(rate, d / (t1 - t0))
+            if point[3] in BINARY_TABLES:
+                b.binaries[point] = Binary(set(vals), transitions, (self.end - self.start).total_seconds())
+            else:
+                b.values[point] = Envelope(min(vals), max(vals), int(step), rate, len(vals))
+        b.point_links = {p: set(s) for p, s in self.point_links.items()}
+        return b

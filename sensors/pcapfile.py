@@ -33,6 +33,7 @@ SUPPORTED_LINKTYPES = frozenset(
 
 # Largest record we keep whole; scapy bounds a single read to the same size (MTU * 4).
 MAX_RECORD = 65535 * 4
+_BLOCK = 1 << 20  # bytes per read of a classic pcap
 _PROGRESS_EVERY = 1024  # records between progress callbacks: often enough for a bar, cheap enough to ignore
 
 ProgressHook = Callable[[int, int], None]  # (bytes read so far, file size)
@@ -100,6 +101,91 @@ class CaptureReader:
         return int(self._fdesc.tell()) if self.gzip else int(f.tell())  # gzip: compressed bytes, to match the file size
 
     def __iter__(self) -> Iterator[Record]:
+        if self.format == "pcap" and not self.gzip:  # gzip keeps the per-record reader: a cut stream ends it cleanly
+            return self._iter_pcap()
+        return self._iter_records()
+
+    def _iter_pcap(self) -> Iterator[Record]:
+        """Uncompressed classic pcap, parsed from large blocks: one read() per MiB instead of two per record."""
+        reader = self._reader
+        f = reader.f
+        rec = struct.Struct(reader.endian + "IIII")
+        unpack = rec.unpack_from
+        linktype = self.linktype or 0
+        unsupported = linktype not in SUPPORTED_LINKTYPES
+        nano_div = 1e9 if self._nano else 1e6
+        progress = self.on_progress
+        next_progress = _PROGRESS_EVERY
+        frame = 0
+        base = f.tell()  # file offset (uncompressed, for gzip) of buf[0]
+        buf = f.read(_BLOCK)
+        pos = 0
+        size = len(buf)
+        try:
+            while True:
+                if size - pos < 16:
+                    more = f.read(_BLOCK)
+                    base += pos
+                    buf = buf[pos:] + more
+                    pos, size = 0, len(buf)
+                    if size < 16:
+                        break  # clean end, or a partial record header (reported below)
+                sec, frac, caplen, _wirelen = unpack(buf, pos)
+                end = pos + 16 + caplen
+                if end > size:
+                    base += pos
+                    buf = buf[pos:]
+                    pos = 0
+                    need = 16 + min(caplen, MAX_RECORD)
+                    while len(buf) < need:
+                        more = f.read(max(_BLOCK, need - len(buf)))
+                        if not more:
+                            break
+                        buf += more
+                    size = len(buf)
+                    if caplen > MAX_RECORD:  # oversized record: keep the first MAX_RECORD bytes, skip the rest
+                        data = buf[16:16 + MAX_RECORD]
+                        skip = caplen - (size - 16)
+                        if skip > 0:
+                            got = 0
+                            while got < skip:
+                                chunk = f.read(min(skip - got, _BLOCK))
+                                if not chunk:
+                                    break
+                                got += len(chunk)
+                            base += size + got
+                            buf, size, end = b"", 0, 0
+                        else:
+                            end = 16 + caplen
+                    elif size < need:
+                        self._truncation(frame, base)  # the file ends inside this record
+                        self._done()
+                        return
+                    else:
+                        end = 16 + caplen
+                        data = buf[16:end]
+                else:
+                    data = buf[pos + 16:end]
+                pos = end
+                frame += 1
+                if unsupported and frame == 1:
+                    self._warn(f"{self.path}: frame 1: linktype {linktype} is not supported; such frames are counted but not decoded")
+                if progress is not None and frame >= next_progress:
+                    next_progress += _PROGRESS_EVERY
+                    self.frames = frame
+                    progress(base + pos, self.size)
+                yield frame, sec + frac / nano_div, linktype, data
+            if base + pos < self.size:
+                self._truncation(frame, base + pos, "partial record header")
+        except (OSError, EOFError, ValueError) as e:
+            self._warn(f"{self.path}: unreadable record after frame {frame} at byte {base + pos} ({e}); stopped there")
+            self.truncated = True
+            return
+        finally:
+            self.frames = frame
+        self._done()
+
+    def _iter_records(self) -> Iterator[Record]:
         reader = self._reader
         read = reader._read_packet  # the raw record reader scapy itself points to (read_packet refuses in Raw readers)
         pcapng = self.format == "pcapng"

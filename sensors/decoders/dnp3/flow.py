@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
 from pipeline.protocols.dnp3 import Dnp3
-from pipeline.schema import Anomaly, Event
+from pipeline.schema import Event
 
-from ..base import Direction, FrameMeta, make_event
+from ..base import Direction, FrameMeta, Parsed
+from ..stream import Pending, StreamFlow, time_ns
 from .constants import (
     BROADCAST,
     FC_AUTH_RESPONSE,
@@ -34,19 +33,7 @@ from .parser import AppFragment, LinkFrame, parse_application, parse_frame
 __all__ = ["Dnp3Flow", "Dnp3UdpFlow", "DATASET"]
 
 DATASET = "dnp3"
-# After this many non-DNP3 stretches in a row (no good frame between) a direction is not DNP3.
-MAX_BAD_FRAMES = 4
 MAX_FILE_HANDLES = 64
-_CLOSE_SEQ = 900  # seq numbers of events emitted by close(): the closing frame may belong to another flow
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_EPOCH_NAIVE = dt.datetime(1970, 1, 1)
-_US = dt.timedelta(microseconds=1)
-
-
-def _ns(meta: FrameMeta) -> int:
-    t = meta.time
-    return ((t - (_EPOCH if t.tzinfo else _EPOCH_NAIVE)) // _US) * 1000
 
 
 @dataclass(slots=True)
@@ -55,14 +42,6 @@ class _Request:
     time_ns: int
     function_code: int
     action: str
-    done: bool = False
-
-
-@dataclass(slots=True)
-class _Side:
-    buf: bytearray = field(default_factory=bytearray)
-    bad: int = 0
-    stopped: bool = False
 
 
 @dataclass(slots=True)
@@ -95,129 +74,57 @@ def _distinct(xs: list[object]) -> list[object]:
     return list(dict.fromkeys(xs))
 
 
-class Dnp3Flow:
+class Dnp3Flow(StreamFlow):
     """One DNP3 connection (TCP). `feed` in-order bytes of either direction; one event per application
     fragment or link-only frame, plus anomaly events."""
 
+    DATASET = DATASET
     MAX_PENDING = MAX_PENDING
     DATAGRAMS = False
+    TRUNCATED = AnomalyCode.TRUNCATED_PDU.value
+    INVALID = AnomalyCode.INVALID_PDU.value
+    NOT_PROTOCOL = AnomalyCode.NOT_DNP3.value
+    UNIT = "frame"
+    # After this many non-DNP3 stretches in a row (no good frame between) a direction is not DNP3.
+    STOP_MESSAGE = "{bad} stretches of non-DNP3 bytes in a row: stopped decoding this direction"
 
     def __init__(self) -> None:
-        self._sides = (_Side(), _Side())
+        super().__init__()
         self._reasm: dict[tuple[int, int, int], _Reasm] = {}
-        self._pending: dict[tuple[int, int, int], deque[_Request]] = {}
-        self._order: deque[_Request] = deque()
-        self._npending = 0
-        self._flooded = False
+        self._pending: Pending[tuple[int, int, int], _Request] = Pending(self.MAX_PENDING)
         self._continuation: dict[tuple[int, int], _Request] = {}
         self._file_actions: dict[int, str] = {}
-        self._seq_frame = -1
-        self._seq = 0
-        self._last_meta: FrameMeta | None = None
 
-    # ------------------------------------------------------------ FlowDecoder
+    def parse(self, data: memoryview, direction: Direction) -> Parsed:
+        return parse_frame(data)
 
-    def feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
-        try:
-            return self._feed(data, direction, meta)
-        except Exception as exc:  # a decoder never raises; a bug becomes data, not a crash
-            self._sides[direction].buf.clear()
-            return [self._anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"decoder error: {type(exc).__name__}: {exc}", None)]
-
-    def gap(self, direction: Direction, nbytes: int, meta: FrameMeta) -> list[Event]:
-        """Bytes were lost in `direction`: drop the partial frame and fragments they cut, keep pending requests."""
-        self._last_meta = meta
-        side = self._sides[direction]
-        out: list[Event] = []
-        if side.buf and not side.stopped:
-            out.append(self._anomaly(meta, direction, AnomalyCode.TRUNCATED_PDU, f"{nbytes} byte(s) lost in capture: dropped a partial frame of {len(side.buf)} byte(s)", None))
-        side.buf.clear()
-        side.bad = 0
+    def drop(self, direction: Direction) -> None:
+        """The partial link frame and the transport fragments being reassembled in `direction`."""
+        super().drop(direction)
         for key in [k for k in self._reasm if k[0] == direction]:
             del self._reasm[key]
-        return out
 
-    def close(self, meta: FrameMeta | None) -> list[Event]:
-        meta = meta or self._last_meta
-        out: list[Event] = []
-        for direction in (Direction.TO_SERVER, Direction.TO_CLIENT):
-            side = self._sides[direction]
-            if side.buf and not side.stopped and meta is not None:
-                out.append(self._anomaly(meta, direction, AnomalyCode.TRUNCATED_PDU, f"connection ended with {len(side.buf)} byte(s) of a partial frame", None, close=True))
-            side.buf.clear()
+    def on_close(self, meta: FrameMeta | None, out: list[Event]) -> None:
         self._reasm.clear()
         self._pending.clear()
-        self._order.clear()
         self._continuation.clear()
-        self._npending = 0
-        return out
 
-    # ------------------------------------------------------------ framing
-
-    def _next_seq(self, meta: FrameMeta, close: bool = False) -> int:
-        if meta.frame != self._seq_frame:
-            self._seq_frame = meta.frame
-            self._seq = _CLOSE_SEQ if close else 0
-        elif close and self._seq < _CLOSE_SEQ:
-            self._seq = _CLOSE_SEQ
-        s = self._seq
-        self._seq += 1
-        return s
-
-    def _anomaly(self, meta: FrameMeta, direction: Direction, code: AnomalyCode | str, message: str | None, dnp3: Dnp3 | None, close: bool = False) -> Event:
-        value = code.value if isinstance(code, AnomalyCode) else code
-        return make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta, close), action="anomaly", anomaly=Anomaly(code=value, message=message), dnp3=dnp3)
-
-    def _feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
-        self._last_meta = meta
-        side = self._sides[direction]
-        if side.stopped or not len(data):
-            return []
-        if side.buf:
-            side.buf += data
-            work = memoryview(bytes(side.buf))
-            side.buf.clear()
-        else:
-            work = data
-        out: list[Event] = []
-        off, end = 0, len(work)
-        while off < end:
-            p = parse_frame(work[off:])
-            if p.consumed <= 0:
-                break
-            off += min(p.consumed, end - off)
-            frame = p.pdu if isinstance(p.pdu, LinkFrame) else None
-            if p.anomaly is not None:
-                self._bad_frame(p.anomaly, p.anomaly_message, frame, direction, meta, out)
-                if side.stopped:
-                    return out
-                continue
-            if frame is not None:
-                side.bad = 0
-                self._frame(frame, direction, meta, out)
-        if off < end:
-            if self.DATAGRAMS:  # a datagram is whole: what is left of it is a cut frame
-                out.append(self._anomaly(meta, direction, AnomalyCode.TRUNCATED_PDU, f"datagram ends inside a frame ({end - off} byte(s) left)", None))
-            else:
-                side.buf += work[off:]
-        return out
-
-    def _bad_frame(self, code: str, message: str | None, frame: LinkFrame | None, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
-        side = self._sides[direction]
-        out.append(self._anomaly(meta, direction, code, message, link_header(frame) if frame is not None else None))
-        if code == AnomalyCode.BAD_CRC.value:
-            return  # a DNP3 frame, corrupted: not evidence that the stream is something else
-        side.bad += 1
-        if side.bad >= MAX_BAD_FRAMES:
-            side.stopped = True
-            side.buf.clear()
-            out.append(self._anomaly(meta, direction, AnomalyCode.NOT_DNP3, f"{side.bad} stretches of non-DNP3 bytes in a row: stopped decoding this direction", None))
+    def handle(self, p: Parsed, direction: Direction, meta: FrameMeta, out: list[Event]) -> bool | None:
+        frame = p.pdu if isinstance(p.pdu, LinkFrame) else None
+        if p.anomaly is not None:
+            out.append(self.anomaly(meta, direction, p.anomaly, p.anomaly_message, dnp3=link_header(frame) if frame is not None else None))
+            # A bad CRC is a DNP3 frame, corrupted: not evidence that the stream is something else.
+            return None if p.anomaly == AnomalyCode.BAD_CRC.value else False
+        if frame is None:
+            return None
+        self._frame(frame, direction, meta, out)
+        return True
 
     def _frame(self, f: LinkFrame, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         if not (f.prm and f.function in LINK_USER_DATA and f.user_data):
             hdr = msgspec.structs.replace(link_header(f), message_type="link")
             action = "session" if f.prm and f.function in (0, 1) else "keepalive"
-            out.append(make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action, dnp3=hdr))
+            out.append(self.emit(meta, direction, action=action, dnp3=hdr))
             return
         ud = f.user_data
         th = ud[0]
@@ -226,18 +133,18 @@ class Dnp3Flow:
         r = self._reasm.get(key)
         if fir:
             if r is not None and not r.dead:
-                out.append(self._anomaly(meta, direction, AnomalyCode.TRANSPORT_SEQUENCE, f"new fragment (FIR) while {r.segments} segment(s) of another were pending: those were dropped", link_header(f)))
+                out.append(self.anomaly(meta, direction, AnomalyCode.TRANSPORT_SEQUENCE, f"new fragment (FIR) while {r.segments} segment(s) of another were pending: those were dropped", dnp3=link_header(f)))
             r = _Reasm(bytearray(ud[1:]), tseq, tseq)
             self._reasm[key] = r
         else:
             if r is None:
-                out.append(self._anomaly(meta, direction, AnomalyCode.TRANSPORT_SEQUENCE, f"transport segment {tseq} without a first segment (FIR)", link_header(f)))
+                out.append(self.anomaly(meta, direction, AnomalyCode.TRANSPORT_SEQUENCE, f"transport segment {tseq} without a first segment (FIR)", dnp3=link_header(f)))
                 return
             if tseq == r.last_seq:
                 return  # link-layer repeat of the last segment
             if tseq != (r.last_seq + 1) & 0x3F:
                 if not r.dead:
-                    out.append(self._anomaly(meta, direction, AnomalyCode.TRANSPORT_SEQUENCE, f"transport segment {tseq} after {r.last_seq}: fragment dropped", link_header(f)))
+                    out.append(self.anomaly(meta, direction, AnomalyCode.TRANSPORT_SEQUENCE, f"transport segment {tseq} after {r.last_seq}: fragment dropped", dnp3=link_header(f)))
                 del self._reasm[key]
                 return
             r.last_seq = tseq
@@ -247,7 +154,7 @@ class Dnp3Flow:
         if not r.dead and len(r.data) > MAX_FRAGMENT:
             r.dead = True
             r.data = bytearray()
-            out.append(self._anomaly(meta, direction, AnomalyCode.FRAGMENT_TOO_LONG, f"reassembled fragment over {MAX_FRAGMENT} bytes: dropped", link_header(f)))
+            out.append(self.anomaly(meta, direction, AnomalyCode.FRAGMENT_TOO_LONG, f"reassembled fragment over {MAX_FRAGMENT} bytes: dropped", dnp3=link_header(f)))
         if fin:
             del self._reasm[key]
             if not r.dead:
@@ -259,7 +166,7 @@ class Dnp3Flow:
         hdr = msgspec.structs.replace(link_header(f), transport_sequence=r.first_seq, transport_segments=r.segments, length=len(frag))
         app = parse_application(frag)
         if app is None:
-            out.append(self._anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"application fragment of {len(frag)} byte(s): no header", hdr))
+            out.append(self.anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"application fragment of {len(frag)} byte(s): no header", dnp3=hdr))
             return
         fc = app.function_code
         objs = app.objects or None
@@ -285,7 +192,7 @@ class Dnp3Flow:
         else:
             self._request(app, dnp3, direction, meta, out)
         if app.anomaly is not None:
-            out.append(self._anomaly(meta, direction, app.anomaly, app.anomaly_message, hdr))
+            out.append(self.anomaly(meta, direction, app.anomaly, app.anomaly_message, dnp3=hdr))
 
     def _request_action(self, app: AppFragment) -> str:
         fc = app.function_code
@@ -310,49 +217,14 @@ class Dnp3Flow:
 
     def _request(self, app: AppFragment, dnp3: Dnp3, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         action = self._request_action(app)
-        out.append(make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action, dnp3=dnp3))
+        out.append(self.emit(meta, direction, action=action, dnp3=dnp3))
         fc = app.function_code
         if fc == FC_CONFIRM or fc in NO_RESPONSE or dnp3.destination in BROADCAST:
             return
-        req = _Request(meta.frame, _ns(meta), fc, action)
-        self._pending.setdefault((dnp3.source, dnp3.destination, app.sequence), deque()).append(req)
-        self._order.append(req)
-        self._npending += 1
-        if self._npending > self.MAX_PENDING:
-            self._drop_oldest()
-            if not self._flooded:
-                self._flooded = True
-                out.append(self._anomaly(meta, direction, AnomalyCode.FLOODED, f"more than {self.MAX_PENDING} requests without a response: oldest dropped", _header(dnp3)))
-
-    def _drop_oldest(self) -> None:
-        while self._order:
-            old = self._order.popleft()
-            if old.done:
-                continue
-            old.done = True
-            self._npending -= 1
-            for key, q in self._pending.items():
-                if q and q[0] is old:
-                    q.popleft()
-                    if not q:
-                        del self._pending[key]
-                    break
-            return
-
-    def _match(self, key: tuple[int, int, int]) -> _Request | None:
-        q = self._pending.get(key)
-        if not q:
-            return None
-        req = q.popleft()
-        if not q:
-            del self._pending[key]
-        req.done = True
-        self._npending -= 1
-        if self._flooded and self._npending < self.MAX_PENDING // 2:
-            self._flooded = False
-        if len(self._order) > 4 * self.MAX_PENDING:
-            self._order = deque(r for r in self._order if not r.done)
-        return req
+        req = _Request(meta.frame, time_ns(meta), fc, action)
+        if self._pending.add((dnp3.source, dnp3.destination, app.sequence), req):
+            text = f"more than {self.MAX_PENDING} requests without a response: oldest dropped"
+            out.append(self.anomaly(meta, direction, AnomalyCode.FLOODED, text, dnp3=_header(dnp3)))
 
     def _response(self, app: AppFragment, dnp3: Dnp3, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         fc = app.function_code
@@ -369,12 +241,11 @@ class Dnp3Flow:
             action = action_of(fc)
         elif fc == FC_AUTH_RESPONSE:
             # A challenge to a critical request: that request stays pending for the real response.
-            q = self._pending.get((*pair, app.sequence))
-            req = q[0] if q else None
+            req = self._pending.peek((*pair, app.sequence))
             action = "login"
         else:
             if app.fir:
-                req = self._match((*pair, app.sequence))
+                req = self._pending.match((*pair, app.sequence))
                 if req is not None and not app.fin:
                     self._continuation[pair] = req
             else:
@@ -389,12 +260,12 @@ class Dnp3Flow:
         duration = None
         if req is not None:
             changes["request_frame"] = req.frame
-            duration = max(_ns(meta) - req.time_ns, 0)
+            duration = max(time_ns(meta) - req.time_ns, 0)
         if changes:
             dnp3 = msgspec.structs.replace(dnp3, **changes)
-        out.append(make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action, outcome=outcome, duration=duration, dnp3=dnp3))  # type: ignore[arg-type]
+        out.append(self.emit(meta, direction, action=action, outcome=outcome, duration=duration, dnp3=dnp3))  # type: ignore[arg-type]
         if unmatched and fc == FC_RESPONSE:
-            out.append(self._anomaly(meta, direction, AnomalyCode.UNMATCHED_RESPONSE, f"no pending request with sequence {app.sequence} from {dnp3.destination} to {dnp3.source}", _header(dnp3)))
+            out.append(self.anomaly(meta, direction, AnomalyCode.UNMATCHED_RESPONSE, f"no pending request with sequence {app.sequence} from {dnp3.destination} to {dnp3.source}", dnp3=_header(dnp3)))
 
     def _remember_handles(self, app: AppFragment, action: str) -> None:
         for o in app.objects:

@@ -117,7 +117,7 @@ def test_flood(dnp3_driver: Driver, build: Callable[..., bytes]) -> None:
 def test_broadcast_request_not_pending(dnp3_driver: Driver, build: Callable[..., bytes]) -> None:
     (e,) = dnp3_driver.req(build(COLD_RESTART, dst=0xFFFF))
     assert e.dnp3 is not None and e.dnp3.destination == 0xFFFF
-    assert dnp3_driver.flow._npending == 0
+    assert len(dnp3_driver.flow._pending) == 0
 
 
 def test_gap_and_close(dnp3_driver: Driver, build: Callable[..., bytes]) -> None:

@@ -6,4 +6,7 @@ Listed explicitly (one line each); `console/cli.py` registers them after its own
 MODULES: tuple[str, ...] = (
     "console.commands.users",
     "console.commands.demo",
+    "console.commands.assets",
+    "console.commands.vulns",
+    "console.commands.anomaly",
 )

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.protocols.s7comm import S7comm, S7Item
-from pipeline.schema import Anomaly, Event
+from pipeline.schema import Event
 
-from ..base import Direction, FrameMeta, make_event
+from ..base import Direction, FrameMeta, Parsed
+from ..stream import Side, StreamFlow, time_ns
 from .constants import (
     COTP_ACTIONS,
     FUNCTION_ACTIONS,
@@ -29,18 +29,7 @@ from .parser import Cotp, S7Pdu, parse_cotp, parse_s7, parse_s7plus, parse_tpkt,
 __all__ = ["S7commFlow"]
 
 DATASET = "s7comm"
-MAX_BAD_HEADERS = 4  # bad TPKT headers in a row before a direction is declared not TPKT
 MAX_SESSIONS = 64  # block transfer sessions remembered (upload id -> block)
-_CLOSE_SEQ = 900
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_EPOCH_NAIVE = dt.datetime(1970, 1, 1)
-_US = dt.timedelta(microseconds=1)
-
-
-def _ns(meta: FrameMeta) -> int:
-    t = meta.time
-    return ((t - (_EPOCH if t.tzinfo else _EPOCH_NAIVE)) // _US) * 1000
 
 
 @dataclass(slots=True)
@@ -54,15 +43,10 @@ class _Request:
 
 
 @dataclass(slots=True)
-class _Side:
-    buf: bytearray = field(default_factory=bytearray)
+class _Side(Side):
     frag: bytearray = field(default_factory=bytearray)  # COTP DT payloads until EOT
-    bad_headers: int = 0
-    stopped: bool = False
     s7plus_cont: bool = False  # an S7comm-plus message without trailer: next PDUs continue it
     unknown_reported: bool = False
-
-
 
 
 def action_of(f: dict[str, Any]) -> str:
@@ -91,121 +75,66 @@ def _struct(f: dict[str, Any], items: list[dict[str, Any]] | None) -> S7comm:
     return S7comm(**kw)
 
 
-class S7commFlow:
+class S7commFlow(StreamFlow):
     """One ISO-on-TCP connection. `feed` in-order bytes of either direction; one event per S7 message."""
 
+    DATASET = DATASET
     MAX_PENDING = MAX_PENDING
+    TRUNCATED = AnomalyCode.TRUNCATED_PDU.value
+    INVALID = AnomalyCode.INVALID_PDU.value
+    NOT_PROTOCOL = AnomalyCode.NOT_TPKT.value
+    HEADER = "TPKT"
+    GAP_MESSAGE = "{nbytes} byte(s) lost in capture: dropped {held} buffered byte(s)"
+    SIDE = _Side
+    sides: tuple[_Side, _Side]
 
     def __init__(self) -> None:
-        self._sides = (_Side(), _Side())
+        super().__init__()
+        # Not a `Pending`: a reused PDU reference replaces the request, userdata answers are also
+        # matched by function group, and the flood signal is raised once per connection.
         self._pending: OrderedDict[tuple[int, int], _Request] = OrderedDict()
         self._flooded = False
         self._sessions: OrderedDict[int, dict[str, Any]] = OrderedDict()
-        self._seq_frame = -1
-        self._seq = 0
-        self._last_meta: FrameMeta | None = None
 
-    # ------------------------------------------------------------ FlowDecoder
+    def parse(self, data: memoryview, direction: Direction) -> Parsed:
+        return parse_tpkt(data)
 
-    def feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
-        try:
-            return self._feed(data, direction, meta)
-        except Exception as exc:  # a decoder never raises: a bug becomes data, not a crash
-            side = self._sides[direction]
-            side.buf.clear()
-            side.frag.clear()
-            return [self._anomaly(meta, direction, AnomalyCode.INVALID_PDU, f"decoder error: {type(exc).__name__}: {exc}")]
+    def held(self, direction: Direction) -> int:
+        return super().held(direction) + len(self.sides[direction].frag)
+
+    def drop(self, direction: Direction) -> None:
+        """The partial TPKT and the COTP fragments not yet ended by EOT."""
+        super().drop(direction)
+        self.sides[direction].frag.clear()
 
     def gap(self, direction: Direction, nbytes: int, meta: FrameMeta) -> list[Event]:
-        """Bytes lost in `direction`: drop the partial TPKT and fragments they cut."""
-        self._last_meta = meta
-        side = self._sides[direction]
-        out: list[Event] = []
-        if (side.buf or side.frag) and not side.stopped:
-            out.append(self._anomaly(meta, direction, AnomalyCode.TRUNCATED_PDU, f"{nbytes} byte(s) lost in capture: dropped {len(side.buf) + len(side.frag)} buffered byte(s)"))
-        side.buf.clear()
-        side.frag.clear()
-        side.bad_headers = 0
-        side.s7plus_cont = False
-        return out
+        self.sides[direction].s7plus_cont = False
+        return super().gap(direction, nbytes, meta)
 
-    def close(self, meta: FrameMeta | None) -> list[Event]:
-        meta = meta or self._last_meta
-        out: list[Event] = []
-        for direction in (Direction.TO_SERVER, Direction.TO_CLIENT):
-            side = self._sides[direction]
-            if (side.buf or side.frag) and not side.stopped and meta is not None:
-                out.append(self._anomaly(meta, direction, AnomalyCode.TRUNCATED_PDU, f"connection ended with {len(side.buf) + len(side.frag)} byte(s) of a partial PDU", close=True))
-            side.buf.clear()
-            side.frag.clear()
+    def on_close(self, meta: FrameMeta | None, out: list[Event]) -> None:
         self._pending.clear()
-        return out
 
-    # ------------------------------------------------------------ internals
-
-    def _next_seq(self, meta: FrameMeta, close: bool = False) -> int:
-        if meta.frame != self._seq_frame:
-            self._seq_frame = meta.frame
-            self._seq = _CLOSE_SEQ if close else 0
-        elif close and self._seq < _CLOSE_SEQ:
-            self._seq = _CLOSE_SEQ
-        s = self._seq
-        self._seq += 1
-        return s
-
-    def _anomaly(self, meta: FrameMeta, direction: Direction, code: AnomalyCode | str, message: str | None, s7: S7comm | None = None, close: bool = False) -> Event:
-        value = code.value if isinstance(code, AnomalyCode) else code
-        return make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta, close), action="anomaly", anomaly=Anomaly(code=value, message=message), s7comm=s7)
-
-    def _emit(self, meta: FrameMeta, direction: Direction, action: str, s7: S7comm, outcome: str | None = None, duration: int | None = None) -> Event:
-        return make_event(meta, direction, dataset=DATASET, seq=self._next_seq(meta), action=action, outcome=outcome, duration=duration, s7comm=s7)
-
-    def _feed(self, data: memoryview, direction: Direction, meta: FrameMeta) -> list[Event]:
-        self._last_meta = meta
-        side = self._sides[direction]
-        if side.stopped or not len(data):
-            return []
-        if side.buf:
-            side.buf += data
-            work = memoryview(bytes(side.buf))
-            side.buf.clear()
-        else:
-            work = data
-        out: list[Event] = []
-        off, end = 0, len(work)
-        while off < end:
-            p = parse_tpkt(work[off:])
-            if p.consumed <= 0:
-                break
-            off += min(p.consumed, end - off)
-            if not isinstance(p.pdu, bytes):
-                side.bad_headers += 1
-                out.append(self._anomaly(meta, direction, p.anomaly or AnomalyCode.INVALID_TPKT.value, p.anomaly_message))
-                side.frag.clear()
-                if side.bad_headers >= MAX_BAD_HEADERS:
-                    side.stopped = True
-                    out.append(self._anomaly(meta, direction, AnomalyCode.NOT_TPKT, f"{side.bad_headers} bad TPKT headers in a row: stopped decoding this direction"))
-                    return out
-                continue
-            side.bad_headers = 0
-            self._tpdu(parse_cotp(p.pdu), direction, meta, out)
-        if off < end:
-            side.buf += work[off:]
-        return out
+    def handle(self, p: Parsed, direction: Direction, meta: FrameMeta, out: list[Event]) -> bool:
+        if not isinstance(p.pdu, bytes):
+            out.append(self.anomaly(meta, direction, p.anomaly or AnomalyCode.INVALID_TPKT.value, p.anomaly_message))
+            self.sides[direction].frag.clear()
+            return False
+        self._tpdu(parse_cotp(p.pdu), direction, meta, out)
+        return True
 
     def _tpdu(self, c: Cotp, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
-        side = self._sides[direction]
+        side = self.sides[direction]
         if c.anomaly:
-            out.append(self._anomaly(meta, direction, c.anomaly, c.anomaly_message, S7comm(protocol="cotp", cotp_pdu_code=c.code if c.code >= 0 else None, cotp_pdu_name=c.name)))
+            out.append(self.anomaly(meta, direction, c.anomaly, c.anomaly_message, s7comm=S7comm(protocol="cotp", cotp_pdu_code=c.code if c.code >= 0 else None, cotp_pdu_name=c.name)))
         if c.code != 0xF:
             if c.code in COTP_ACTIONS or (c.code == 0x7 and not c.anomaly):
                 s7 = _struct({"protocol": "cotp", "cotp_pdu_code": c.code, "cotp_pdu_name": c.name, **c.fields}, None)
                 outcome = "failure" if c.code == 0x7 else ("success" if c.code in (0xD, 0xC) else None)
-                out.append(self._emit(meta, direction, COTP_ACTIONS.get(c.code, "anomaly" if c.code == 0x7 else "unknown"), s7, outcome))
+                out.append(self.emit(meta, direction, action=COTP_ACTIONS.get(c.code, "anomaly" if c.code == 0x7 else "unknown"), s7comm=s7, outcome=outcome))
             return
         if not c.eot:
             if len(side.frag) + len(c.payload) > MAX_REASSEMBLY:
-                out.append(self._anomaly(meta, direction, AnomalyCode.REASSEMBLY_OVERFLOW, f"COTP fragments exceed {MAX_REASSEMBLY} bytes without EOT: dropped"))
+                out.append(self.anomaly(meta, direction, AnomalyCode.REASSEMBLY_OVERFLOW, f"COTP fragments exceed {MAX_REASSEMBLY} bytes without EOT: dropped"))
                 side.frag.clear()
                 return
             side.frag += c.payload
@@ -220,10 +149,10 @@ class S7commFlow:
             self._s7plus(payload, direction, meta, out)
         elif not side.unknown_reported:
             side.unknown_reported = True
-            out.append(self._anomaly(meta, direction, AnomalyCode.UNKNOWN_PROTOCOL, f"COTP data starting with 0x{payload[0]:02x} is neither S7comm (0x32) nor S7comm-plus (0x72); not reported again on this connection"))
+            out.append(self.anomaly(meta, direction, AnomalyCode.UNKNOWN_PROTOCOL, f"COTP data starting with 0x{payload[0]:02x} is neither S7comm (0x32) nor S7comm-plus (0x72); not reported again on this connection"))
 
     def _s7plus(self, payload: bytes, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
-        side = self._sides[direction]
+        side = self.sides[direction]
         cont = side.s7plus_cont
         p = parse_s7plus(payload, continuation=cont)
         side.s7plus_cont = not p.complete
@@ -235,17 +164,17 @@ class S7commFlow:
         duration = None
         outcome = None
         if f.get("opcode") == 0x31 and "sequence_number" in f:
-            self._remember(key, _Request(meta.frame, _ns(meta), 0x72, action, f, None), direction, meta, out)
+            self._remember(key, _Request(meta.frame, time_ns(meta), 0x72, action, f, None), direction, meta, out)
         elif f.get("opcode") in (0x32, 0x02) and "sequence_number" in f:
             req = self._pending.pop(key, None)
             if req is not None:
-                duration = max(_ns(meta) - req.time_ns, 0)
+                duration = max(time_ns(meta) - req.time_ns, 0)
                 f["request_frame"] = req.frame
                 action = req.action
             outcome = "success"
-        out.append(self._emit(meta, direction, action, _struct(f, None), outcome, duration))
+        out.append(self.emit(meta, direction, action=action, s7comm=_struct(f, None), outcome=outcome, duration=duration))
         if p.anomaly:
-            out.append(self._anomaly(meta, direction, p.anomaly, p.anomaly_message, S7comm(protocol="s7comm-plus", version=f.get("version"), opcode=f.get("opcode"))))
+            out.append(self.anomaly(meta, direction, p.anomaly, p.anomaly_message, s7comm=S7comm(protocol="s7comm-plus", version=f.get("version"), opcode=f.get("opcode"))))
 
     def _remember(self, key: tuple[int, int], req: _Request, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         self._pending.pop(key, None)
@@ -254,7 +183,7 @@ class S7commFlow:
             self._pending.popitem(last=False)
             if not self._flooded:
                 self._flooded = True
-                out.append(self._anomaly(meta, direction, AnomalyCode.FLOODED, f"more than {self.MAX_PENDING} requests without a response: oldest dropped"))
+                out.append(self.anomaly(meta, direction, AnomalyCode.FLOODED, f"more than {self.MAX_PENDING} requests without a response: oldest dropped"))
 
     def _s7(self, pdu: S7Pdu, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         f = pdu.f
@@ -266,11 +195,11 @@ class S7commFlow:
         if rosctr == 1 or (rosctr == 7 and f.get("userdata_type") in ("request", "nc_request")):
             action = action_of(f)
             self._session_note(f)
-            self._remember((rosctr, ref), _Request(meta.frame, _ns(meta), rosctr, action, dict(f), items), direction, meta, out)
+            self._remember((rosctr, ref), _Request(meta.frame, time_ns(meta), rosctr, action, dict(f), items), direction, meta, out)
         elif rosctr in (2, 3) or (rosctr == 7 and f.get("userdata_type") in ("response", "nc_response")):
             req = self._match(rosctr, f)
             if req is not None:
-                duration = max(_ns(meta) - req.time_ns, 0)
+                duration = max(time_ns(meta) - req.time_ns, 0)
                 action = req.action
                 f["request_frame"] = req.frame
                 rf = req.f
@@ -295,18 +224,18 @@ class S7commFlow:
             self._session_note(f)
             failed = (f.get("error_class") or 0) != 0 or (f.get("userdata_error_code") or 0) != 0
             outcome = "failure" if failed else "success"
-            ev = self._emit(meta, direction, action, _struct(f, items), outcome, duration)
+            ev = self.emit(meta, direction, action=action, s7comm=_struct(f, items), outcome=outcome, duration=duration)
             out.append(ev)
             if req is None:
-                out.append(self._anomaly(meta, direction, AnomalyCode.UNSOLICITED_RESPONSE, f"no pending request with PDU reference {ref}", _header(f)))
+                out.append(self.anomaly(meta, direction, AnomalyCode.UNSOLICITED_RESPONSE, f"no pending request with PDU reference {ref}", s7comm=_header(f)))
             if pdu.anomaly:
-                out.append(self._anomaly(meta, direction, pdu.anomaly, pdu.anomaly_message, _header(f)))
+                out.append(self.anomaly(meta, direction, pdu.anomaly, pdu.anomaly_message, s7comm=_header(f)))
             return
         else:
             action = action_of(f)  # userdata push (alarms, mode transitions) or unknown ROSCTR
-        out.append(self._emit(meta, direction, action, _struct(f, items), outcome, duration))
+        out.append(self.emit(meta, direction, action=action, s7comm=_struct(f, items), outcome=outcome, duration=duration))
         if pdu.anomaly:
-            out.append(self._anomaly(meta, direction, pdu.anomaly, pdu.anomaly_message, _header(f)))
+            out.append(self.anomaly(meta, direction, pdu.anomaly, pdu.anomaly_message, s7comm=_header(f)))
 
     def _match(self, rosctr: int, f: dict[str, Any]) -> _Request | None:
         ref = f.get("pdu_reference", -1)

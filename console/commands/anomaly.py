@@ -37,6 +37,7 @@ def register(sub: Any) -> None:
     ev.add_argument("--method", default=None, help="multivariate model for --learn-first (default: the measured best)")
     ev.add_argument("--compare-models", action="store_true",
                     help="instead: compare the multivariate methods (multivariate alerts only) on the captures")
+    ev.add_argument("--margins", default="0,0.5,1", help="--compare-models: threshold margins to try (comma-separated)")
     ev.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     ev.add_argument("--port", action="append", metavar="PROTO=PORT", help="also decode PROTO on this port")
     ev.set_defaults(func=cmd_evaluate)
@@ -116,7 +117,7 @@ def _pair(pcaps: Sequence[str], labels: Sequence[str]) -> list[tuple[str, Any]]:
 
 
 def run_scenario(pcap: str | Path, site: str, *, learn_first: dt.timedelta | None = None, model_dir: str | None = None,
-                 rules: bool = True, method: str | None = None, enabled: Sequence[str] | None = None,
+                 rules: bool = True, method: str | None = None, margin: float | None = None, enabled: Sequence[str] | None = None,
                  ports: Sequence[str] | None = None, settings_overrides: Mapping[str, Any] | None = None,
                  ) -> tuple[list[Event], list[Event], dt.datetime | None]:
     """Decode one capture, run the rule pack and the anomaly engine over it. (events, alerts, protect_from)."""
@@ -125,7 +126,7 @@ def run_scenario(pcap: str | Path, site: str, *, learn_first: dt.timedelta | Non
 
     events = decode([pcap], site, ports)
     engine = AnomalyEngine(site, learn_first=learn_first, model_dir=model_dir, method=method or DEFAULT_METHOD,
-                           enabled=enabled)
+                           margin=margin, enabled=enabled)
     alerts: list[Event] = []
     if rules:
         from pipeline.settings import load as load_settings
@@ -148,10 +149,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pairs = _pair(args.pcaps, args.labels)
     if args.compare_models:
         return _compare(pairs, args, learn_first)
+    from detection.anomaly.exceptions import AnomalyError
+
     reports = []
     for pcap, sc in pairs:
-        events, alerts, protect_from = run_scenario(pcap, args.site, learn_first=learn_first, model_dir=args.model,
-                                                    rules=args.rules, method=args.method, ports=args.port)
+        try:
+            events, alerts, protect_from = run_scenario(pcap, args.site, learn_first=learn_first, model_dir=args.model,
+                                                        rules=args.rules, method=args.method, ports=args.port)
+        except AnomalyError as e:
+            print(f"qinling: {e}", file=sys.stderr)
+            return 2
         rep = evaluate(sc, events, alerts, protect_from=protect_from)
         reports.append(rep)
         print(rep.table())
@@ -176,13 +183,13 @@ def _compare(pairs: list[tuple[str, Any]], args: argparse.Namespace, learn_first
     if learn_first is None:
         raise SystemExit("qinling: --compare-models needs --learn-first")
     rows = []
-    for method in METHODS:
+    for method, margin in [(m, float(g)) for m in METHODS for g in args.margins.split(",")]:
         detected = total = false = 0
         seconds = 0.0
         per = []
         for pcap, sc in pairs:
             events, alerts, protect_from = run_scenario(pcap, args.site, learn_first=learn_first, rules=False,
-                                                        method=method, enabled=[R.MULTIVARIATE.id], ports=args.port)
+                                                        method=method, margin=margin, enabled=[R.MULTIVARIATE.id], ports=args.port)
             rep = evaluate(sc, events, alerts, protect_from=protect_from)
             judged = [s for s in rep.steps if not s.in_learning]
             detected += sum(s.detected for s in judged)
@@ -190,9 +197,9 @@ def _compare(pairs: list[tuple[str, Any]], args: argparse.Namespace, learn_first
             false += len(rep.false_alerts)
             seconds += rep.normal_seconds
             per.append(f"{sc.name}: {sum(s.detected for s in judged)}/{len(judged)} steps, {len(rep.false_alerts)} false")
-        rows.append({"method": method, "steps_detected": detected, "steps": total, "false_alerts": false,
+        rows.append({"method": method, "margin": margin, "steps_detected": detected, "steps": total, "false_alerts": false,
                      "false_per_hour": round(false * 3600 / seconds, 1) if seconds else 0.0, "per_capture": per})
-        print(f"{method:9} {detected}/{total} attack steps, {false} false alerts "
+        print(f"{method:9} margin {margin:<4g} {detected}/{total} attack steps, {false} false alerts "
               f"({rows[-1]['false_per_hour']}/h)   " + "; ".join(per))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")

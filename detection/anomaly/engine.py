@@ -85,6 +85,7 @@ class AnomalyEngine:
         learn_first: dt.timedelta | None = None,
         model_dir: str | os.PathLike[str] | None = None,
         method: str = DEFAULT_METHOD,
+        margin: float | None = None,
         enabled: Iterable[str] | None = None,
         on_learned: Any = None,
     ) -> None:
@@ -94,6 +95,7 @@ class AnomalyEngine:
         self.learn_first = learn_first
         self.model_dir = model_dir
         self.method = method
+        self.margin = margin
         self.enabled = tuple(enabled) if enabled is not None else (*DETECTORS, R.MULTIVARIATE.id)
         self.on_learned = on_learned
         self.factory = AlertFactory(site)
@@ -183,7 +185,7 @@ class AnomalyEngine:
 
     def _learned(self) -> None:
         assert self.trainer is not None
-        model = self.trainer.fit(self.method)
+        model = self.trainer.fit(self.method, self.margin)
         self.learned_until = self.last
         self.trainer = None
         self.swap(model)

@@ -30,6 +30,9 @@ class Conn:
     orig_mac: str | None = None
     resp_mac: str | None = None
     vlan_id: tuple[int, ...] = ()
+    # make_event's per-direction envelope parts, built on first use. Not a field of the connection
+    # (no init, compare, hash or repr); `replace()` gives the copy an empty one of its own.
+    _envelope: list[object] = field(default_factory=list, init=False, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,27 +106,56 @@ def make_event(
     """
     c = meta.conn
     orig = direction is Direction.TO_SERVER
-    src = Endpoint(ip=c.orig_ip, port=c.orig_port, mac=c.orig_mac) if orig else Endpoint(ip=c.resp_ip, port=c.resp_port, mac=c.resp_mac)
-    dst = Endpoint(ip=c.resp_ip, port=c.resp_port, mac=c.resp_mac) if orig else Endpoint(ip=c.orig_ip, port=c.orig_port, mac=c.orig_mac)
+    env = c._envelope
+    if not env:
+        env.extend(_envelope(c))
+    src, dst, related, nets = env[0] if orig else env[1]  # type: ignore[misc]
+    net = nets.get(dataset)
+    if net is None:
+        net = nets[dataset] = _network(c, dataset, orig)
+    obs_id, org_id = meta.observer_id, meta.organization_id
+    if obs_id is None and org_id is None:
+        observer = organization = None
+    else:
+        parties = env[2]
+        if parties is None or parties[0] != obs_id or parties[1] != org_id:  # type: ignore[index]
+            parties = env[2] = (obs_id, org_id, Observer(id=obs_id) if obs_id else None, Organization(id=org_id) if org_id else None)
+        observer, organization = parties[2], parties[3]  # type: ignore[index]
     return Event(
         timestamp=meta.time,
         event=EventInfo(kind="event", dataset=dataset, action=action, outcome=outcome, duration=duration, id=event_id(meta, seq)),  # type: ignore[arg-type]
         message=message,
         source=src,
         destination=dst,
-        network=Network(
-            transport=c.transport,
-            protocol=dataset,
-            type="ipv6" if ":" in c.orig_ip else "ipv4",
-            community_id=c.community_id,
-            direction="request" if orig else "response",
-            is_orig=orig,
-            vlan_id=list(c.vlan_id) or None,
-        ),
-        observer=Observer(id=meta.observer_id) if meta.observer_id else None,
-        organization=Organization(id=meta.organization_id) if meta.organization_id else None,
-        evidence=Evidence(file_sha256=meta.file_sha256, file=meta.file, frame=meta.frame, sensor=meta.observer_id if meta.file_sha256 is None else None),
-        related=Related(ip=sorted({c.orig_ip, c.resp_ip})),
+        network=net,
+        observer=observer,
+        organization=organization,
+        evidence=Evidence(file_sha256=meta.file_sha256, file=meta.file, frame=meta.frame, sensor=obs_id if meta.file_sha256 is None else None),
+        related=related,
         anomaly=anomaly,
         **protocol,  # type: ignore[arg-type]
+    )
+
+
+def _envelope(c: Conn) -> list[object]:
+    """The parts of make_event's envelope that depend only on the connection and direction.
+
+    Built once per connection and shared by its events: the structs are frozen, so sharing them
+    is invisible to readers (and saves building five structs per event).
+    """
+    a = Endpoint(ip=c.orig_ip, port=c.orig_port, mac=c.orig_mac)
+    b = Endpoint(ip=c.resp_ip, port=c.resp_port, mac=c.resp_mac)
+    related = Related(ip=sorted({c.orig_ip, c.resp_ip}))
+    return [(a, b, related, {}), (b, a, related, {}), None]  # per direction: source, destination, related, network by dataset
+
+
+def _network(c: Conn, dataset: str, orig: bool) -> Network:
+    return Network(
+        transport=c.transport,
+        protocol=dataset,
+        type="ipv6" if ":" in c.orig_ip else "ipv4",
+        community_id=c.community_id,
+        direction="request" if orig else "response",
+        is_orig=orig,
+        vlan_id=list(c.vlan_id) or None,
     )

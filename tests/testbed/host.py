@@ -27,7 +27,12 @@ Client spec (JSON)::
       "actions": [{"op": "read_holding_registers", "address": 0, "count": 20, "unit": 1}, ...]
     }
 
-Actions (``op``): read_coils, read_discrete_inputs, read_holding_registers,
+Other protocols (``--stack s7comm|iec104|opcua|enip|bacnet|mqtt``, or ``"stack"`` in the client
+spec) run the real stack in ``tests/testbed/stacks/<stack>.py`` with the same contract::
+
+    python -m tests.testbed.host serve --stack s7comm --bind 10.10.1.101 --port 102 --config '{...}'
+
+Modbus actions (``op``): read_coils, read_discrete_inputs, read_holding_registers,
 read_input_registers, write_coil, write_register, write_registers,
 read_device_information (``read_code``: 1 basic, 2 regular, 3 extended),
 diag (``sub``: FC8 sub-function, ``data``: int), raw (``pdu_hex``: a PDU sent
@@ -41,30 +46,17 @@ import argparse
 import json
 import logging
 import random
-import signal
 import socket
 import struct
 import sys
-import threading
 import time
 from typing import Any
 
-_stop = threading.Event()
+from .stacks import common as _common
+from .stacks.common import emit
 
-
-def emit(event: str, **fields: Any) -> None:
-    """Print one JSON line (flushed: the runner reads it live)."""
-    rec = {"event": event, "t": round(time.time(), 6), **fields}
-    sys.stdout.write(json.dumps(rec, sort_keys=True) + "\n")
-    sys.stdout.flush()
-
-
-def _install_signals() -> None:
-    def _handler(_signo: int, _frame: Any) -> None:
-        _stop.set()
-
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
+_stop = _common.STOP
+_install_signals = _common.install_signals
 
 
 # --------------------------------------------------------------------- server
@@ -361,18 +353,31 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--bind", default="0.0.0.0")
     s.add_argument("--port", type=int, default=502)
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--stack", default="modbus")
+    s.add_argument("--config", default="{}", help="JSON: the scenario's plcs entry (other stacks)")
     c = sub.add_parser("client")
     c.add_argument("--spec", required=True, help="JSON spec, or @file")
     args = ap.parse_args(argv)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     _install_signals()
     if args.role == "serve":
-        return run_server(args.bind, args.port, args.seed)
+        if args.stack == "modbus":
+            return run_server(args.bind, args.port, args.seed)
+        from . import stacks
+
+        cfg = json.loads(args.config) | {"bind": args.bind, "port": args.port, "seed": args.seed}
+        return int(stacks.load(args.stack).serve(cfg) or 0)
     text = args.spec
     if text.startswith("@"):
         with open(text[1:], encoding="utf-8") as fh:
             text = fh.read()
-    return run_client(json.loads(text))
+    spec = json.loads(text)
+    if spec.get("stack", "modbus") != "modbus":
+        from . import stacks
+
+        mod = stacks.load(spec["stack"])
+        return _common.run_actions(spec, mod.Session(spec), mod.ACTIONS)
+    return run_client(spec)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Frame labels for a capture: which frames belong to which scenario step.
 
-A frame belongs to an attack step when it is TCP and one of its endpoints is a
-client (ip, port) that the step's host agent reported (``connect`` events).
+A frame belongs to an attack step when it is TCP or UDP and one of its endpoints
+is a client (ip, port) that the step's host agent reported (``connect`` events).
 Every other frame (HMI/engineering polling, ARP, ...) is ``normal_polling``.
 """
 
@@ -56,10 +56,10 @@ def sha256(path: Path) -> str:
 
 
 def known_rule_ids(rules_dir: Path | None = None) -> dict[str, str]:
-    """rule id -> title, read from rules/modbus/*.yml (empty if none yet)."""
-    rules_dir = rules_dir or REPO_ROOT / "rules" / "modbus"
+    """rule id -> title, read from every pack under rules/ (rules/<proto>/*.yml)."""
+    rules_dir = rules_dir or REPO_ROOT / "rules"
     ids: dict[str, str] = {}
-    for path in sorted(rules_dir.glob("*.y*ml")):
+    for path in sorted(rules_dir.rglob("*.y*ml")):
         try:
             docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
         except yaml.YAMLError:
@@ -86,7 +86,7 @@ def known_rule_ids(rules_dir: Path | None = None) -> dict[str, str]:
 def assign_frames(pcap: Path, steps: dict[str, dict[str, Any]],
                   attacker_ips: set[str], port: int = 502) -> tuple[dict[str, list[int]], int, dict[str, Any]]:
     """Frame numbers (1-based) per step name; plus the total and some stats."""
-    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet import IP, TCP, UDP
     from scapy.utils import PcapReader
 
     owner: dict[tuple[str, int], str] = {}
@@ -101,8 +101,9 @@ def assign_frames(pcap: Path, steps: dict[str, dict[str, Any]],
     with PcapReader(str(pcap)) as reader:
         for n, pkt in enumerate(reader, start=1):
             step = NORMAL
-            if IP in pkt and TCP in pkt:
-                ip, tcp = pkt[IP], pkt[TCP]
+            l4 = (TCP if TCP in pkt else UDP if UDP in pkt else None) if IP in pkt else None
+            if l4 is not None:
+                ip, tcp = pkt[IP], pkt[l4]
                 step = (owner.get((ip.src, int(tcp.sport)))
                         or owner.get((ip.dst, int(tcp.dport)))
                         or NORMAL)
@@ -159,6 +160,7 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
     attack_names = {a["name"] for a in sc["attacks"]}
     attack_steps = {k: v for k, v in record["steps"].items() if k in attack_names}
     frames, total, stats = assign_frames(pcap, attack_steps, attacker_ips, record["port"])
+    stack = record.get("stack", "modbus")
     rules = known_rule_ids()
     normal_items = [*sc["background"], *sc["normal_events"]]
     steps_out: list[dict[str, Any]] = [{
@@ -195,7 +197,7 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
             "observed": _observed(st.get("actions", [])),
         })
     if dropped:
-        print(f"labels: expect_rules not found in rules/modbus: {dropped}", file=sys.stderr)
+        print(f"labels: expect_rules not found in rules/: {dropped}", file=sys.stderr)
     labelled = sum(s["frame_count"] for s in steps_out)
     assert labelled == total, (labelled, total)
     doc = {
@@ -210,7 +212,8 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
                 else "bridge qnbr0 in a switch netns, one netns per host",
         "port": record["port"],
         "hosts": {role: {"ip": ip} for role, ip in record["hosts"].items()},
-        "modbus_payload_frames_by_src": dict(sorted(stats["modbus_from"].items())),
+        **({} if stack == "modbus" else {"stack": stack, "transport": record.get("transport")}),
+        f"{stack}_payload_frames_by_src": dict(sorted(stats["modbus_from"].items())),
         "frames_assigned_by_time_window": stats["by_time_window"],
         "rule_pack_ids_known": sorted(rules),
         **({"expect_rules_note": "loopback fallback capture: addresses and port are not the "

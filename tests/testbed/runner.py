@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from .plant import HOSTS, Plant
+from .plant import FALLBACK_PORT, HOSTS, Plant
+from .stacks import port_of, transport_of
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,8 @@ def load_scenario(name_or_path: str) -> dict[str, Any]:
     sc.setdefault("background", [])
     sc.setdefault("normal_events", [])
     sc.setdefault("attacks", [])
-    for key, default in (("lead_in", 15.0), ("spacing", 2.5), ("tail", 3.0), ("seed", 0)):
+    for key, default in (("lead_in", 15.0), ("spacing", 2.5), ("tail", 3.0), ("seed", 0),
+                         ("stack", "modbus")):
         sc.setdefault(key, default)
     return sc
 
@@ -133,6 +135,9 @@ class Runner:
             roles.add(item["host"])
             roles.add(item["target"])
         self.plant = Plant(roles=[r for r in HOSTS if r in roles], fallback=fallback)
+        # The scenario's protocol stack (tests/testbed/stacks) and its server port.
+        self.stack = str(sc.get("stack", "modbus"))
+        self.port = self._port(sc.get("port", port_of(self.stack)))
         self.agents: list[Agent] = []
         self.step_agents: dict[str, list[Agent]] = {}
         self.tcpdump: subprocess.Popen[bytes] | None = None
@@ -142,6 +147,10 @@ class Runner:
         self.t_end = 0.0
 
     # --------------------------------------------------------------- helpers
+    def _port(self, port: int) -> int:
+        """The loopback fallback cannot bind below 1024: such ports become 5020 there."""
+        return FALLBACK_PORT if self.fallback and int(port) < 1024 else int(port)
+
     def _popen(self, role: str | None, argv: list[str]) -> subprocess.Popen[str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -155,7 +164,8 @@ class Runner:
         spec: dict[str, Any] = {
             "label": item["name"],
             "target": self.plant.ip(item["target"]),
-            "port": self.plant.port,
+            "port": self._port(item["port"]) if "port" in item else self.port,
+            "stack": item.get("stack", self.stack),
             "transport": item.get("transport", "pymodbus"),
             "timeout": item.get("timeout", 1.0),
             "seed": item.get("seed", int(self.sc["seed"]) * 1000 + idx),
@@ -163,7 +173,7 @@ class Runner:
         }
         if self.fallback:
             spec["bind"] = self.plant.ip(item["host"])
-        for key in ("duration", "interval", "new_connection_each_round"):
+        for key in ("duration", "interval", "new_connection_each_round", "options"):
             if key in item:
                 spec[key] = item[key]
         return spec
@@ -233,9 +243,13 @@ class Runner:
 
     def _start_plcs(self) -> None:
         for role, cfg in sorted(self.sc.get("plcs", {}).items()):
+            stack = str(cfg.get("stack", self.stack))
+            port = self._port(cfg["port"]) if "port" in cfg else self.port
             argv = [self.python, "-m", "tests.testbed.host", "serve",
-                    "--bind", self.plant.ip(role), "--port", str(self.plant.port),
+                    "--bind", self.plant.ip(role), "--port", str(port),
                     "--seed", str(cfg.get("seed", 1))]
+            if stack != "modbus":
+                argv += ["--stack", stack, "--config", json.dumps(cfg)]
             agent = Agent(f"server_{role}", role, self._popen(role, argv))
             agent.start_readers(ready_event="listening")
             self.agents.append(agent)
@@ -316,7 +330,9 @@ class Runner:
             "scenario": self.sc,
             "pcap": self.pcap,
             "fallback": self.fallback,
-            "port": self.plant.port,
+            "port": self.port,
+            "stack": self.stack,
+            "transport": transport_of(self.stack),
             "hosts": {r: self.plant.ip(r) for r in self.plant.roles},
             "steps": steps,
             "t0": self.t0,

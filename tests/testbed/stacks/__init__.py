@@ -1,0 +1,50 @@
+"""Real protocol stacks for the testbed's host agent, one module per protocol.
+
+Every module has the same shape::
+
+    PORT: int                      # the protocol's well-known port
+    TRANSPORT: "tcp" | "udp"
+    def serve(config: dict) -> int          # blocks until STOP; emits "listening" once bound
+    class Session:                          # one client of one target
+        def __init__(self, spec: dict): ...
+        def close(self) -> None: ...        # emits "close" for every socket it opened
+    ACTIONS: dict[str, Callable[[Session, dict], dict]]   # op -> result summary
+
+``config`` for ``serve``: ``bind``, ``port``, ``seed`` plus whatever the scenario's ``plcs``
+entry carries for that stack.  A session opens its connection lazily in its actions and emits a
+``connect`` event with the local (ip, port) of *every* socket it opens (TCP, or the UDP socket a
+datagram client sends from): the labeller attributes frames to steps by those pairs.
+
+Modbus keeps its historical implementation in ``tests.testbed.host``; ``modbus`` is listed here
+so scenarios can name it explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+#: stack name -> (well-known port, transport)
+STACKS: dict[str, tuple[int, str]] = {
+    "modbus": (502, "tcp"),
+    "s7comm": (102, "tcp"),
+    "iec104": (2404, "tcp"),
+    "opcua": (4840, "tcp"),
+    "enip": (44818, "tcp"),
+    "bacnet": (47808, "udp"),
+    "mqtt": (1883, "tcp"),
+}
+
+
+def port_of(stack: str) -> int:
+    return STACKS[stack][0]
+
+
+def transport_of(stack: str) -> str:
+    return STACKS[stack][1]
+
+
+def load(stack: str) -> ModuleType:
+    if stack not in STACKS or stack == "modbus":
+        raise ValueError(f"no stack module {stack!r}; known: {sorted(STACKS)}")
+    return importlib.import_module(f"{__name__}.{stack}")

@@ -845,4 +845,9 @@ def restart(svc: str, settings: Settings | None = None, timeout: float = 120.0) 
     while any(_port_open(p) for p in (settings.kafka_port, settings.controller_port)) and time.monotonic() < deadline:
         time.sleep(0.1)  # the old listener sockets are closing
     proc = start_kafka(settings, fresh=False)
+    if proc is not None:
+        _RESTARTED.append(proc)  # the broker outlives this call: keep its Popen (no "still running" warning)
     return _wait([svc], settings, {svc: proc}, timeout, t0)[svc]
+
+
+_RESTARTED: list[subprocess.Popen[bytes]] = []

@@ -268,6 +268,7 @@ def detect_process(settings: Settings, *args: str) -> Iterator[tuple[subprocess.
             proc.kill()
         proc.wait(30)
         reader.join(5)
+        proc.stderr.close()  # type: ignore[union-attr]
 
 
 def _wait_lines(lines: list[str], text: str, n: int, timeout: float) -> None:
@@ -291,6 +292,7 @@ def test_detector_killed_mid_batch_another_takes_over(settings: Settings, store:
             a.send_signal(signal.SIGKILL)
             a.wait(10)
         with detect_process(settings) as (b, b_lines):
+            _wait_lines(b_lines, "committing", 1, 60)  # took the partitions over and caught up
             got = wait_for_alerts(store, want, timeout=60)
             b.send_signal(signal.SIGTERM)
             assert b.wait(30) == 0, "".join(b_lines)

@@ -19,6 +19,7 @@ from .protocols.bacnet import Bacnet
 from .protocols.base import Fields
 from .protocols.dnp3 import Dnp3
 from .protocols.enip import Cip, Enip
+from .protocols.generic import Tshark
 from .protocols.iec104 import Iec104
 from .protocols.mqtt import Mqtt
 from .protocols.opcua import Opcua
@@ -205,6 +206,7 @@ class Event(_S):
     opcua: Opcua | None = None
     bacnet: Bacnet | None = None
     mqtt: Mqtt | None = None
+    tshark: Tshark | None = None  # a protocol only the tshark engine decodes (event.dataset names it)
     labels: dict[str, str] | None = None
 
 

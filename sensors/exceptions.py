@@ -19,3 +19,12 @@ class CaptureFileError(SensorError):
 
 class CaptureInterfaceError(SensorError):
     """A live interface cannot be sniffed: unknown name, no permission, or a bad BPF filter."""
+
+
+class TsharkError(SensorError):
+    """The tshark engine cannot run: tshark missing or failing before it read the capture."""
+
+    def __init__(self, problem: str, hint: str) -> None:
+        self.problem = problem
+        self.hint = hint
+        super().__init__(f"{problem}. {hint}")

@@ -64,7 +64,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
         assert out is not None
         batch: list[schema.Event] = []
         captures = _check_captures(args.pcaps)
-        for ev in decode_files(captures, settings, summary, progress=args.progress and args.out not in (None, "-"), ports=_ports(args.port)):
+        for ev in decode_files(captures, settings, summary, progress=args.progress and args.out not in (None, "-"), ports=_ports(args.port),
+                               engine=args.engine):
             batch.append(ev)
             if len(batch) >= 1000:
                 out.write(schema.encode_many(batch))
@@ -92,6 +93,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 progress=args.progress,
                 ports=_ports(args.port),
                 workers=args.workers,
+                engine=args.engine,
             )
     finally:
         if store is not None:
@@ -226,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="events file (default: stdout)")
     d.add_argument("--no-progress", dest="progress", action="store_false")
     common(d, store=False)
+    d.add_argument("--engine", choices=("native", "tshark"), default="native",
+                   help="native decoders (default) or tshark: any protocol tshark dissects, slower (docs/protocols/tshark.md)")
     d.set_defaults(func=cmd_decode)
 
     r = sub.add_parser("replay", help="decode captures, run detection, store and print alerts")
@@ -237,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Kafka: only publish the events; running `qinling detect` / `qinling index` workers do the rest")
     r.add_argument("--no-progress", dest="progress", action="store_false")
     common(r)
+    r.add_argument("--engine", choices=("native", "tshark"), default="native",
+                   help="native decoders (default) or tshark: any protocol tshark dissects, slower (docs/protocols/tshark.md)")
     r.set_defaults(func=cmd_replay)
 
     de = sub.add_parser("detect", help="worker: events topic → detection → alerts topic (until SIGTERM)")

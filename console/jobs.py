@@ -176,8 +176,11 @@ def decode_files(
     summary: Summary,
     progress: bool = False,
     ports: Mapping[str, Sequence[int]] | None = None,
+    engine: str = "native",
 ) -> Iterator[Event]:
-    """Every event of every capture, in order, with per-file counts and warnings in `summary`."""
+    """Every event of every capture, in order, with per-file counts and warnings in `summary`.
+
+    `engine`: "native" (our decoders, the default) or "tshark" (sensors.tshark_engine: any protocol tshark dissects)."""
     from sensors.engine import DecodeReport, decode_file
     from sensors.exceptions import SensorError
 
@@ -194,14 +197,15 @@ def decode_files(
                 bar.update(done - bar.n)
 
             try:
-                for ev in decode_file(
-                    path,
-                    registry=reg,
-                    organization_id=settings.organization_id,
-                    observer_id=settings.observer_id,
-                    on_progress=on_progress,
-                    report=report,
-                ):
+                if engine == "tshark":
+                    from sensors.tshark_engine import decode_file_tshark
+
+                    events = decode_file_tshark(path, organization_id=settings.organization_id, observer_id=settings.observer_id,
+                                                on_progress=on_progress, report=report)
+                else:
+                    events = decode_file(path, registry=reg, organization_id=settings.organization_id,
+                                         observer_id=settings.observer_id, on_progress=on_progress, report=report)
+                for ev in events:
                     counts["events"] += 1
                     summary.events[ev.event.dataset] += 1
                     yield ev
@@ -320,6 +324,7 @@ def replay(
     bus: Bus | None = None,
     ports: Mapping[str, Sequence[int]] | None = None,
     workers: bool = True,
+    engine: str = "native",
 ) -> Summary:
     """Captures → events topic → detection → alerts topic → store and files. Returns the summary.
 
@@ -331,10 +336,10 @@ def replay(
         bus = open_bus(settings, client_id="qinling-replay")
     if bus is not None and not isinstance(bus, EmbeddedBus):
         return replay_kafka(paths, settings, bus, out=out, events_out=events_out, store=store, progress=progress,
-                            ports=ports, workers=workers)
+                            ports=ports, workers=workers, engine=engine)
     summary = Summary()
     wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus)
-    for ev in decode_files(paths, settings, summary, progress=progress, ports=ports):
+    for ev in decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine):
         wiring.put(ev)
     return wiring.finish()
 
@@ -453,6 +458,7 @@ def replay_kafka(
     ports: Mapping[str, Sequence[int]] | None = None,
     workers: bool = True,
     timeout: float = 600.0,
+    engine: str = "native",
 ) -> Summary:
     """Publish every event, then run detect and index in this process until all of it is consumed."""
     from pipeline.kafka_bus import KafkaBus
@@ -464,7 +470,7 @@ def replay_kafka(
     ev_start, al_start = bus.end_offsets(t_events), bus.end_offsets(t_alerts)
     producer = bus.producer()
     pending: list[Event] = []
-    for ev in decode_files(paths, settings, summary, progress=progress, ports=ports):
+    for ev in decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine):
         _note_file(ev, summary, rows)
         producer.send(t_events, schema.encode(ev), key=asset_key(ev))
         if events_out is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from ..wire import name_of
+
 START: Final = b"\x05\x64"
 HEADER_LEN: Final = 10  # start(2) length(1) control(1) destination(2) source(2) crc(2)
 MIN_LENGTH: Final = 5  # the length byte counts control, destination, source and user data
@@ -334,7 +336,7 @@ class AnomalyCode(str, enum.Enum):
 
 
 def function_name(fc: int) -> str:
-    return FUNCTION_NAMES.get(fc, f"unknown_{fc}")
+    return name_of(FUNCTION_NAMES, fc)
 
 
 def link_function_name(prm: bool, fc: int) -> str:

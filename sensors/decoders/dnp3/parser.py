@@ -23,6 +23,7 @@ from typing import Final
 from pipeline.protocols.dnp3 import Dnp3File, Dnp3Object, Dnp3Point
 
 from ..base import Parsed
+from ..wire import name_of
 from .constants import (
     AUTH_ERRORS,
     BLOCK,
@@ -239,16 +240,16 @@ def _file(v: int, b: bytes) -> Dnp3File | None:
         mode = _u16(b, 20)
         name = _text(b[no : no + ns]) if no >= 26 else _text(b[26 : 26 + ns])
         return Dnp3File(name=name, created=_time48(b, 4), permissions=_u16(b, 10), size=_u32(b, 16), mode=mode,
-                        mode_name=FILE_MODES.get(mode, f"unknown_{mode}"), max_block_size=_u16(b, 22), request_id=_u16(b, 24))  # fmt: skip
+                        mode_name=name_of(FILE_MODES, mode), max_block_size=_u16(b, 22), request_id=_u16(b, 24))  # fmt: skip
     if v == 4 and n >= 13:  # command status
         st = b[12]
-        return Dnp3File(handle=_u32(b, 0), size=_u32(b, 4), max_block_size=_u16(b, 8), request_id=_u16(b, 10), status_code=st, status_name=FILE_STATUS.get(st, f"unknown_{st}"))
+        return Dnp3File(handle=_u32(b, 0), size=_u32(b, 4), max_block_size=_u16(b, 8), request_id=_u16(b, 10), status_code=st, status_name=name_of(FILE_STATUS, st))
     if v == 5 and n >= 8:  # file transport
         blk = _u32(b, 4)
         return Dnp3File(handle=_u32(b, 0), block_number=blk & 0x7FFFFFFF, last_block=bool(blk >> 31), data_length=n - 8)
     if v == 6 and n >= 9:  # transport status
         blk, st = _u32(b, 4), b[8]
-        return Dnp3File(handle=_u32(b, 0), block_number=blk & 0x7FFFFFFF, last_block=bool(blk >> 31), status_code=st, status_name=FILE_STATUS.get(st, f"unknown_{st}"))
+        return Dnp3File(handle=_u32(b, 0), block_number=blk & 0x7FFFFFFF, last_block=bool(blk >> 31), status_code=st, status_name=name_of(FILE_STATUS, st))
     if v == 7 and n >= 20:  # file descriptor
         no, ns = _u16(b, 0), _u16(b, 2)
         return Dnp3File(name=_text(b[20 : 20 + ns]) if no >= 20 else None, file_type=_u16(b, 4), size=_u32(b, 6), created=_time48(b, 10), permissions=_u16(b, 16), request_id=_u16(b, 18))
@@ -263,14 +264,14 @@ def _point(g: int, v: int, index: int | None, b: bytes) -> Dnp3Point | None:
         cc = b[0]
         op, tcc = cc & 0x0F, cc >> 6
         st = b[10] & 0x7F
-        return Dnp3Point(index=index, control_code=cc, operation_type=op, operation_name=CROB_OPERATIONS.get(op, f"unknown_{op}"),
+        return Dnp3Point(index=index, control_code=cc, operation_type=op, operation_name=name_of(CROB_OPERATIONS, op),
                          trip_close_code=tcc, trip_close_name=CROB_TRIP_CLOSE[tcc], queue=bool(cc & 0x10), clear=bool(cc & 0x20),
-                         count=b[1], on_time=_u32(b, 2), off_time=_u32(b, 6), status_code=st, status_name=COMMAND_STATUS.get(st, f"unknown_{st}"))  # fmt: skip
+                         count=b[1], on_time=_u32(b, 2), off_time=_u32(b, 6), status_code=st, status_name=name_of(COMMAND_STATUS, st))  # fmt: skip
     if g in (40, 41) and v in (1, 2, 3, 4) and len(b) >= OBJECT_SIZES[(g, v)]:
         val, flags = _analog_output(g, v, b)
         if g == 41:
             st = flags & 0x7F
-            return Dnp3Point(index=index, value=val, status_code=st, status_name=COMMAND_STATUS.get(st, f"unknown_{st}"))
+            return Dnp3Point(index=index, value=val, status_code=st, status_name=name_of(COMMAND_STATUS, st))
         return Dnp3Point(index=index, value=val, flags=flags)
     if g in (50, 51) and len(b) >= 6:
         p = Dnp3Point(index=index, time=_time48(b, 0))
@@ -286,7 +287,7 @@ def _point(g: int, v: int, index: int | None, b: bytes) -> Dnp3Point | None:
         return Dnp3Point(index=index, file=f) if f is not None else None
     if g == 120 and v == 7 and len(b) >= 15:
         code = b[8]
-        return Dnp3Point(index=index, user=_u16(b, 4), status_code=code, status_name=AUTH_ERRORS.get(code, f"unknown_{code}"), time=_time48(b, 9))
+        return Dnp3Point(index=index, user=_u16(b, 4), status_code=code, status_name=name_of(AUTH_ERRORS, code), time=_time48(b, 9))
     if g == 120 and v in (1, 2, 5, 9, 10) and len(b) >= 6:
         return Dnp3Point(index=index, user=_u16(b, 4) if v in (1, 2) else None)
     return None

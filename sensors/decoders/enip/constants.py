@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from ..wire import name_of
+
 ENCAP_HEADER_LEN: Final = 24
 # Above this an encapsulation length is not believed (the spec allows 65511, real traffic stays far below).
 MAX_ENCAP_LENGTH: Final = 65511
@@ -430,15 +432,15 @@ class AnomalyCode(str, enum.Enum):
 
 
 def command_name(cmd: int) -> str:
-    return COMMANDS.get(cmd) or f"unknown_0x{cmd:04x}"
+    return name_of(COMMANDS, cmd, hex_digits=4)
 
 
 def encap_status_name(st: int) -> str:
-    return ENCAP_STATUS.get(st) or f"unknown_0x{st:08x}"
+    return name_of(ENCAP_STATUS, st, hex_digits=8)
 
 
 def item_name(t: int) -> str:
-    return CPF_ITEMS.get(t) or f"unknown_0x{t:04x}"
+    return name_of(CPF_ITEMS, t, hex_digits=4)
 
 
 def class_name(c: int | None) -> str | None:
@@ -458,7 +460,7 @@ def service_name(sc: int, class_id: int | None, symbolic: bool) -> str:
     """The service name, resolving object-specific codes (0x4B..0x63) by the class addressed."""
     sc &= 0x7F
     if sc < 0x4B:
-        return COMMON_SERVICES.get(sc) or f"reserved_0x{sc:02x}"
+        return name_of(COMMON_SERVICES, sc, "reserved", hex_digits=2)
     if class_id == CLASS_CONNECTION_MANAGER and sc in CONNECTION_MANAGER_SERVICES:
         return CONNECTION_MANAGER_SERVICES[sc]
     if class_id == CLASS_FILE and sc in FILE_SERVICES:

@@ -24,6 +24,7 @@ from typing import Final
 from pipeline.protocols.enip import Cip, Enip, EnipIdentity
 
 from ..base import Direction, Parsed
+from ..wire import name_of
 from .constants import (
     CLASS_CONNECTION_MANAGER,
     CMD_LIST_IDENTITY,
@@ -462,8 +463,8 @@ def _identity(d: bytes) -> tuple[EnipIdentity, str | None]:
     if sa:
         f["socket_address"], f["socket_port"] = sa
     vid, dtype, pcode = struct.unpack_from("<HHH", d, 18)
-    f["vendor_id"], f["vendor_name"] = vid, VENDORS.get(vid) or f"unknown_{vid}"
-    f["device_type"], f["device_type_name"] = dtype, DEVICE_TYPES.get(dtype) or f"unknown_{dtype}"
+    f["vendor_id"], f["vendor_name"] = vid, name_of(VENDORS, vid)
+    f["device_type"], f["device_type_name"] = dtype, name_of(DEVICE_TYPES, dtype)
     f["product_code"] = pcode
     f["revision"] = f"{d[24]}.{d[25]}"
     f["status"] = _H.unpack_from(d, 26)[0]
@@ -476,7 +477,7 @@ def _identity(d: bytes) -> tuple[EnipIdentity, str | None]:
         problem = f"identity item: product name of {nlen} byte(s) or state truncated"
     else:
         st = d[33 + nlen]
-        f["state"], f["state_name"] = st, DEVICE_STATES.get(st) or f"unknown_{st}"
+        f["state"], f["state_name"] = st, name_of(DEVICE_STATES, st)
     return EnipIdentity(**f), problem  # type: ignore[arg-type]
 
 

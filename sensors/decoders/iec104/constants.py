@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from ..wire import name_of
+
 START: Final = 0x68
 MIN_LENGTH: Final = 4  # APCI length counts the 4 control octets at least
 MAX_LENGTH: Final = 253  # IEC 60870-5-104 §5: APDU at most 255 octets, so length <= 253
@@ -86,11 +88,11 @@ class AnomalyCode(str, enum.Enum):
 
 
 def type_name(tid: int) -> str:
-    return TYPE_NAMES.get(tid, f"unknown_{tid}")
+    return name_of(TYPE_NAMES, tid)
 
 
 def cot_name(cot: int) -> str:
-    return COT_NAMES.get(cot, f"unknown_{cot}")
+    return name_of(COT_NAMES, cot)
 
 
 def info_direction(tid: int) -> str:

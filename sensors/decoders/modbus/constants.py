@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from ..wire import name_of
+
 MBAP_LEN: Final = 7  # transaction id, protocol id, length, unit id
 MIN_LENGTH: Final = 2  # MBAP length counts unit id + function code at least
 MAX_LENGTH: Final = 254  # spec: ADU <= 260 bytes, so MBAP length <= 254
@@ -173,18 +175,18 @@ def function_name(fc: int) -> str:
 
 
 def exception_name(code: int) -> str:
-    return EXCEPTION_NAMES.get(code, f"unknown_{code}")
+    return name_of(EXCEPTION_NAMES, code)
 
 
 def subfunction_name(fc: int, sub: int) -> str:
     if fc == 8:
         if 11 <= sub <= 18 or sub in DIAGNOSTIC_NAMES:
-            return DIAGNOSTIC_NAMES.get(sub, f"unknown_{sub}")
+            return name_of(DIAGNOSTIC_NAMES, sub)
         return f"unknown_{sub}"
     if fc == 43:
-        return MEI_NAMES.get(sub, f"unknown_{sub}")
+        return name_of(MEI_NAMES, sub)
     if fc == FC_UMAS:
-        return UMAS_NAMES.get(sub, f"unknown_{sub}")
+        return name_of(UMAS_NAMES, sub)
     return f"unknown_{sub}"
 
 

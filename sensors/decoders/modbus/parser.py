@@ -23,6 +23,7 @@ from typing import Final
 from pipeline.schema import DeviceIdentification, FileRecord, Modbus
 
 from ..base import Direction, Parsed
+from ..wire import Body
 from .constants import (
     DEVICE_ID_OBJECTS,
     EXCEPTION_BIT,
@@ -66,23 +67,7 @@ def _regs(b: bytes, off: int, count: int) -> list[int]:
     return list(struct.unpack_from(f">{count}H", b, off)) if count > 0 else []
 
 
-class _Body:
-    """Fields decoded so far plus the first problem found (one anomaly per ADU)."""
-
-    __slots__ = ("f", "code", "msg")
-
-    def __init__(self) -> None:
-        self.f: dict[str, object] = {}
-        self.code: str | None = None
-        self.msg: str | None = None
-
-    def bad(self, code: AnomalyCode, msg: str) -> None:
-        if self.code is None:
-            self.code = code.value
-            self.msg = msg
-
-
-def _need(o: _Body, b: bytes, n: int, what: str) -> bool:
+def _need(o: Body, b: bytes, n: int, what: str) -> bool:
     """True when `b` holds at least n bytes; else flags invalid_pdu and keeps the raw bytes."""
     if len(b) >= n:
         return True
@@ -91,13 +76,13 @@ def _need(o: _Body, b: bytes, n: int, what: str) -> bool:
     return False
 
 
-def _exact(o: _Body, b: bytes, n: int, what: str) -> None:
+def _exact(o: Body, b: bytes, n: int, what: str) -> None:
     if len(b) > n:
         o.bad(AnomalyCode.INVALID_PDU, f"{what}: {len(b) - n} trailing byte(s)")
         o.f.setdefault("data", b[n:].hex())
 
 
-def _qty(o: _Body, q: int, lo: int, hi: int, what: str) -> None:
+def _qty(o: Body, q: int, lo: int, hi: int, what: str) -> None:
     if not lo <= q <= hi:
         o.bad(AnomalyCode.INVALID_VALUE, f"{what}: quantity {q} outside {lo}..{hi}")
 
@@ -105,7 +90,7 @@ def _qty(o: _Body, q: int, lo: int, hi: int, what: str) -> None:
 # ---------------------------------------------------------------- requests
 
 
-def _req(fc: int, b: bytes, o: _Body) -> None:
+def _req(fc: int, b: bytes, o: Body) -> None:
     f = o.f
     if fc in (1, 2, 3, 4):
         if _need(o, b, 4, "read request"):
@@ -205,7 +190,7 @@ def _req(fc: int, b: bytes, o: _Body) -> None:
         _other(fc, b, o, request=True)
 
 
-def _diag(b: bytes, o: _Body) -> None:
+def _diag(b: bytes, o: Body) -> None:
     if _need(o, b, 2, "diagnostics"):
         sub = _H.unpack_from(b)[0]
         o.f["subfunction_code"], o.f["subfunction_name"] = sub, subfunction_name(8, sub)
@@ -213,13 +198,13 @@ def _diag(b: bytes, o: _Body) -> None:
             o.f["data"] = b[2:].hex()
 
 
-def _mask(b: bytes, o: _Body) -> None:
+def _mask(b: bytes, o: Body) -> None:
     if _need(o, b, 6, "mask write register"):
         o.f["address"], o.f["and_mask"], o.f["or_mask"] = _HHH.unpack_from(b)
         _exact(o, b, 6, "mask write register")
 
 
-def _write_file(b: bytes, o: _Body, what: str) -> None:
+def _write_file(b: bytes, o: Body, what: str) -> None:
     if not _need(o, b, 1, what):
         return
     bc = b[0]
@@ -244,7 +229,7 @@ def _write_file(b: bytes, o: _Body, what: str) -> None:
         o.bad(AnomalyCode.INVALID_VALUE, f"{what}: reference type is not 6")
 
 
-def _other(fc: int, b: bytes, o: _Body, *, request: bool) -> None:
+def _other(fc: int, b: bytes, o: Body, *, request: bool) -> None:
     """Vendor, user-defined and unknown codes: kept whole in `data` so rules can see them."""
     if b:
         o.f["data"] = b.hex()
@@ -256,7 +241,7 @@ def _other(fc: int, b: bytes, o: _Body, *, request: bool) -> None:
 # ---------------------------------------------------------------- responses
 
 
-def _resp(fc: int, b: bytes, o: _Body) -> None:
+def _resp(fc: int, b: bytes, o: Body) -> None:
     f = o.f
     if fc in (1, 2, 3, 4, 23):
         if _need(o, b, 1, "read response"):
@@ -356,7 +341,7 @@ def _text(v: bytes) -> str:
     return v.decode("utf-8", errors="backslashreplace")
 
 
-def _device_id(b: bytes, o: _Body) -> None:
+def _device_id(b: bytes, o: Body) -> None:
     if not _need(o, b, 6, "read device identification response"):
         return
     code, conformity, more, nxt, count = b[1], b[2], b[3], b[4], b[5]
@@ -426,7 +411,7 @@ def parse(data: memoryview | bytes, direction: Direction) -> Parsed:
     unit = data[6]
     raw_fc = data[7]
     body = bytes(data[8:total])
-    o = _Body()
+    o = Body()
     f = o.f
     if length > MAX_LENGTH:
         o.bad(AnomalyCode.INVALID_LENGTH, f"MBAP length {length} > {MAX_LENGTH} (ADU over 260 bytes)")

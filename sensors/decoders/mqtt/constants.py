@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from ..wire import name_of
+
 MAX_MESSAGE: Final = 1 << 20  # larger messages are decoded from their first octets, the rest skipped
 PAYLOAD_PREVIEW: Final = 64
 MAX_PENDING: Final = 500
@@ -88,12 +90,12 @@ class AnomalyCode(str, enum.Enum):
 
 def reason_name(mtype: int, code: int, version: int | None) -> str:
     if mtype == CONNACK and (version or 4) < 5:
-        return CONNACK_V3.get(code, f"unknown_{code}")
+        return name_of(CONNACK_V3, code)
     if mtype == SUBACK and (version or 4) < 5:
         return {0: "granted_qos_0", 1: "granted_qos_1", 2: "granted_qos_2", 0x80: "failure"}.get(code, f"unknown_{code}")
     if code == 0:
         return {SUBACK: "granted_qos_0", DISCONNECT: "normal_disconnection"}.get(mtype, "success")
-    return REASONS_V5.get(code, f"unknown_{code}")
+    return name_of(REASONS_V5, code)
 
 
 ACTIONS: Final = {

@@ -19,6 +19,7 @@ from typing import Final
 from pipeline.protocols.mqtt import Mqtt, MqttTopic
 
 from ..base import Parsed
+from ..wire import Body
 from .constants import (
     AUTH,
     CONNACK,
@@ -111,20 +112,7 @@ def preview(data: bytes) -> tuple[str, str, bool]:
     return head.hex(), "hex", len(data) > PAYLOAD_PREVIEW
 
 
-class _Body:
-    __slots__ = ("f", "code", "msg")
-
-    def __init__(self) -> None:
-        self.f: dict[str, object] = {}
-        self.code: str | None = None
-        self.msg: str | None = None
-
-    def bad(self, code: AnomalyCode, msg: str) -> None:
-        if self.code is None:
-            self.code, self.msg = code.value, msg
-
-
-def _props(c: _Cur, o: _Body, key: str = "properties") -> None:
+def _props(c: _Cur, o: Body, key: str = "properties") -> None:
     n = c.varint()
     if n > c.left():
         o.bad(AnomalyCode.MALFORMED_TRAFFIC, f"property length {n} > {c.left()} octet(s) left")
@@ -174,7 +162,7 @@ def _props(c: _Cur, o: _Body, key: str = "properties") -> None:
         o.f[key] = props
 
 
-def _connect(c: _Cur, o: _Body) -> int:
+def _connect(c: _Cur, o: Body) -> int:
     f = o.f
     f["protocol_name"] = c.utf8()
     level = c.u8()
@@ -207,7 +195,7 @@ def _connect(c: _Cur, o: _Body) -> int:
     return level
 
 
-def _topics(c: _Cur, o: _Body, subscribe: bool, version: int) -> None:
+def _topics(c: _Cur, o: Body, subscribe: bool, version: int) -> None:
     topics: list[MqttTopic] = []
     while c.left() > 0:
         t = c.utf8()
@@ -232,7 +220,7 @@ def _topics(c: _Cur, o: _Body, subscribe: bool, version: int) -> None:
         o.bad(AnomalyCode.MALFORMED_TRAFFIC, f"{'SUBSCRIBE' if subscribe else 'UNSUBSCRIBE'} without a topic filter")
 
 
-def _body(mtype: int, flags: int, c: _Cur, o: _Body, version: int) -> None:
+def _body(mtype: int, flags: int, c: _Cur, o: Body, version: int) -> None:
     f = o.f
     v5 = version >= 5
     if mtype == CONNECT:
@@ -322,7 +310,7 @@ def parse(data: memoryview | bytes, version: int | None = None) -> Parsed:
     mtype, flags = b0 >> 4, b0 & 0x0F
     ver = version or 4
     buf = bytes(data[:avail])
-    o = _Body()
+    o = Body()
     f = o.f
     f["remaining_length"] = remaining
     name = TYPE_NAMES.get(mtype)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from .. import wire
+
 MAX_PENDING: Final = 256  # unanswered S7 requests kept per connection for pairing
 MAX_REASSEMBLY: Final = 65536  # bytes of COTP DT fragments (EOT=0) buffered per direction
 MAX_ITEM_DATA_HEX: Final = 64  # bytes of an item's value kept (as hex) on the event
@@ -406,6 +408,4 @@ S7PLUS_ACTIONS: Final[dict[int, str]] = {
 
 
 def name_of(table: dict[int, str], code: int | None, prefix: str = "unknown") -> str | None:
-    if code is None:
-        return None
-    return table.get(code) or f"{prefix}_0x{code:02x}"
+    return None if code is None else wire.name_of(table, code, prefix, hex_digits=2)

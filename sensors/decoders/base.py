@@ -81,8 +81,14 @@ class DecoderSpec:
 
 
 def event_id(meta: FrameMeta, seq: int, kind: str = "") -> str:
-    """Deterministic id: the same capture decoded twice gives the same ids (idempotent store writes)."""
+    """Deterministic id: the same capture decoded twice gives the same ids (idempotent store writes).
+
+    The enterprise is part of it, so one capture replayed for two enterprises (an auditor's copy and
+    the plant's own) gives two sets of events and alerts, not one overwriting the other.
+    """
     origin = (meta.file_sha256 or meta.observer_id or "live")[:16]
+    if meta.organization_id:
+        return f"{meta.organization_id}/{origin}-{meta.frame}-{kind}{seq}"
     return f"{origin}-{meta.frame}-{kind}{seq}"
 
 

@@ -4,12 +4,7 @@ The bundled captures (pcaps/**/*.pcap) are replayed once per demo enterprise, ea
 organization id, into a new SQLite store; the console database gets the enterprises and the users
 admin, regulator, analyst, auditor, enterprise-a and enterprise-b, whose password is
 $QINLING_DEMO_PASSWORD or a random one printed at start.
-
-Event and alert ids are derived from the capture (file hash, frame), not from the organization, so
-the same capture replayed for two enterprises yields the same ids and the second replay would
-overwrite the first in the store. Until ids are organization-qualified upstream, the demo writes
-through `TenantIds`, which prefixes each id (and the evidence ids an alert names) with the
-organization id.
+Event and alert ids include the organization, so the two enterprises' copies never collide.
 """
 
 from __future__ import annotations
@@ -22,12 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import msgspec
-
-from pipeline.schema import Asset, Event
-from pipeline.store import Page, Query, Store
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = Path("var/demo")
@@ -48,53 +38,6 @@ ENTERPRISES = (
 )
 STAFF = (("admin", "admin", "系统管理员"), ("regulator", "regulator", "省工信厅监管人员"),
          ("analyst", "analyst", "安全分析员"), ("auditor", "auditor", "安全审计员"))
-
-
-class TenantIds(Store):
-    """Writes through to `inner` with `organization:` in front of every event id and evidence id."""
-
-    def __init__(self, inner: Store, organization: str) -> None:
-        self.inner, self.prefix = inner, f"{organization}:"
-
-    def _qualify(self, ev: Event) -> Event:
-        info = ev.event
-        if info.id and not info.id.startswith(self.prefix):
-            info = msgspec.structs.replace(info, id=self.prefix + info.id)
-        evidence = ev.evidence
-        if evidence is not None and evidence.event_ids:
-            evidence = msgspec.structs.replace(
-                evidence, event_ids=[i if i.startswith(self.prefix) else self.prefix + i for i in evidence.event_ids])
-        return msgspec.structs.replace(ev, event=info, evidence=evidence)
-
-    def write(self, events: Sequence[Event]) -> None:
-        self.inner.write([self._qualify(e) for e in events])
-
-    def write_assets(self, assets: Sequence[Asset]) -> None:
-        self.inner.write_assets(assets)
-
-    def search(self, index: Literal["events", "alerts"], query: Query) -> Page[Event]:
-        return self.inner.search(index, query)
-
-    def search_assets(self, query: Query) -> Page[Asset]:
-        return self.inner.search_assets(query)
-
-    def get(self, index: Literal["events", "alerts"], doc_id: str) -> Event | None:
-        return self.inner.get(index, doc_id)
-
-    def get_many(self, index: Literal["events", "alerts"], doc_ids: Sequence[str]) -> list[Event]:
-        return self.inner.get_many(index, doc_ids)
-
-    def count_by(self, index: Any, field: str, query: Query, top: int = 10) -> list[tuple[Any, int]]:
-        return self.inner.count_by(index, field, query, top)
-
-    def histogram(self, index: Literal["events", "alerts"], query: Query, interval: Any) -> list[Any]:
-        return self.inner.histogram(index, query, interval)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def close(self) -> None:  # the caller closes the real store once, after every enterprise
-        self.inner.flush()
 
 
 @dataclass
@@ -130,7 +73,7 @@ def seed(root: Path, password: str, *, paths: Sequence[Path] | None = None, hash
     try:
         for ent in ENTERPRISES:
             settings = Settings(organization_id=ent.id, organization_name=ent.name, store=seeded.store_url)
-            summary = replay(paths, settings, store=TenantIds(store, ent.id))
+            summary = replay(paths, settings, store=store)
             seeded.alerts[ent.id] = summary.alerts
         store.flush()
     finally:

@@ -67,7 +67,8 @@ class SocketTracker:
 
         def _after(sock: socket.socket, address: Any) -> None:
             try:
-                if sock.family == socket.AF_INET:
+                if sock.family == socket.AF_INET and (sock.type != socket.SOCK_STREAM
+                                                      or int(address[1]) == tracker.port):
                     loc = sock.getsockname()
                     tracker.report((loc[0], int(loc[1])), (address[0], int(address[1])))
             except OSError:

@@ -1,4 +1,7 @@
-"""UI strings in zh-CN (default) and English: one JSON catalog per language, `_()` in Python and Jinja.
+"""UI strings in zh-CN (default) and English: JSON catalogs per language, `_()` in Python and Jinja.
+
+`translations/<lang>.json` is the main catalog; an area may keep its strings in
+`translations/<area>.<lang>.json` (merged in; a key defined twice is an error).
 
 The language comes from `?lang=` (remembered in the `lang` cookie), else the cookie, else the app's
 LANGUAGE setting. Catalog values are plain text with `{name}` placeholders; Jinja escapes them like
@@ -23,8 +26,14 @@ COOKIE_MAX_AGE = 365 * 24 * 3600
 
 @functools.cache
 def catalog(lang: str) -> dict[str, str]:
-    with (CATALOG_DIR / f"{lang}.json").open(encoding="utf-8") as f:
-        data: dict[str, str] = json.load(f)
+    data: dict[str, str] = {}
+    for path in [CATALOG_DIR / f"{lang}.json", *sorted(CATALOG_DIR.glob(f"*.{lang}.json"))]:
+        with path.open(encoding="utf-8") as f:
+            part: dict[str, str] = json.load(f)
+        twice = sorted(data.keys() & part.keys())
+        if twice:
+            raise ValueError(f"{path}: keys already defined in another {lang} catalog: {', '.join(twice[:5])}")
+        data.update(part)
     return data
 
 

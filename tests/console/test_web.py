@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from flask.testing import FlaskClient
 from console.web import DEFAULTS, create_app
 from console.web.auth import get_db
 from console.web.formatting import page_numbers
-from console.web.i18n import CATALOG_DIR, LANGUAGES
+from console.web.i18n import CATALOG_DIR, LANGUAGES, catalog
 from tests.console.conftest import FAST_ARGON2, close_app, login, make_app, seed_accounts
 from tests.store import sample_data as sd
 
@@ -59,8 +58,11 @@ def test_factory_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch, db_
 
 
 def test_catalogs_have_the_same_keys_and_cover_every_template_key() -> None:
-    catalogs = {lang: json.loads((CATALOG_DIR / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES}
+    catalogs = {lang: catalog(lang) for lang in LANGUAGES}  # main catalog + every area catalog
     assert set(catalogs["zh-CN"]) == set(catalogs["en"])
+    for lang in LANGUAGES:  # each area catalog exists in both languages
+        areas = {p.name.removesuffix(f".{lang}.json") for p in CATALOG_DIR.glob(f"*.{lang}.json")}
+        assert areas == {p.name.removesuffix(f".{LANGUAGES[0]}.json") for p in CATALOG_DIR.glob(f"*.{LANGUAGES[0]}.json")}
     used: set[str] = set()
     for path in [*WEB.glob("templates/**/*.html"), *WEB.glob("*.py")]:
         used |= set(re.findall(r"""\b_\(\s*["']([^"']+)["']""", path.read_text(encoding="utf-8")))

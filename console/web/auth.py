@@ -46,6 +46,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.read": frozenset({"admin", "auditor"}),
     "users.manage": frozenset({"admin"}),
     "audit.read": frozenset({"admin", "auditor"}),
+    # 检查评估: captures replayed for an enterprise, and an alert's evidence as a verifiable zip. Auditors
+    # read these for every enterprise (captures.scope); enterprise users for their own only.
+    "captures.read": frozenset(ROLES),
+    "captures.upload": frozenset({"admin", "auditor", "enterprise"}),
+    "evidence.export": frozenset({"admin", "regulator", "analyst", "auditor", "enterprise"}),
 }
 PUBLIC = "public"  # no login needed (login page, static files, the OpenAPI document)
 LOGGED_IN = "logged-in"  # any signed-in user

@@ -246,6 +246,9 @@ class Wiring:
         self._alerts = _AlertPublisher(self)
         self._sent = 0
         self._file_rows: dict[str, dict[str, Any]] = {}  # capture sha256 -> its summary row
+        # Events detection decoded this pump, by id of the record value: the sinks reuse them when
+        # they read the very same bytes (the embedded bus) instead of decoding every event twice.
+        self._decoded: dict[int, tuple[bytes, Event]] = {}
 
     def put(self, ev: Event) -> None:
         _note_file(ev, self.summary, self._file_rows)
@@ -258,11 +261,19 @@ class Wiring:
         """Move everything through: detection, then the sinks. Commits follow each sink flush."""
         self.producer.flush()
         drain(self._detect_in, self._detect, [self._alerts], max_records=BATCH)
-        drain(self._sink_in, lambda vs: (schema.decode_event(v) for v in vs), self.sinks, max_records=BATCH)
+        drain(self._sink_in, self._for_sinks, self.sinks, max_records=BATCH)
+        self._decoded.clear()
+
+    def _for_sinks(self, values: Sequence[bytes]) -> Iterable[Event]:
+        decoded = self._decoded
+        for v in values:
+            hit = decoded.pop(id(v), None)
+            yield hit[1] if hit is not None and hit[0] is v else schema.decode_event(v)
 
     def _detect(self, values: Sequence[bytes]) -> Iterable[Event]:
         for v in values:
             ev = schema.decode_event(v)
+            self._decoded[id(v)] = (v, ev)  # holding v keeps its id from being reused meanwhile
             self.assets.observe(ev)
             yield from self.engine.process(ev)
 

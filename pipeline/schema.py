@@ -348,6 +348,34 @@ def getter(path: str) -> Callable[[Any], Any]:
     if path not in known_fields(Event):
         raise KeyError(path)
     attrs = [_ALIASES.get(p, p) for p in path.split(".")]
+    # Rules call these for every event: paths of one to three steps (nearly all) get a closure
+    # without a loop; each step is the same `getattr(obj, name, None)` as the general case.
+    if len(attrs) == 1:
+        (a,) = attrs
+
+        def get1(obj: Any) -> Any:
+            return getattr(obj, a, None)
+
+        return get1
+    if len(attrs) == 2:
+        a, b = attrs
+
+        def get2(obj: Any) -> Any:
+            obj = getattr(obj, a, None)
+            return None if obj is None else getattr(obj, b, None)
+
+        return get2
+    if len(attrs) == 3:
+        a, b, c = attrs
+
+        def get3(obj: Any) -> Any:
+            obj = getattr(obj, a, None)
+            if obj is None:
+                return None
+            obj = getattr(obj, b, None)
+            return None if obj is None else getattr(obj, c, None)
+
+        return get3
 
     def get(obj: Any) -> Any:
         for a in attrs:

@@ -51,6 +51,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "captures.read": frozenset(ROLES),
     "captures.upload": frozenset({"admin", "auditor", "enterprise"}),
     "evidence.export": frozenset({"admin", "regulator", "analyst", "auditor", "enterprise"}),
+    "triage.write": frozenset({"admin", "analyst"}),  # acknowledge, assign, escalate, close, suppress
+    "triage.comment": DATA_ROLES,  # comment on (and read the history of) alerts one may read
+    "notices.read": DATA_ROLES,  # 通报: enterprise users only their own
+    "notices.issue": frozenset({"admin", "regulator"}),  # issue, verify and close, send back
+    "notices.answer": frozenset({"enterprise"}),  # acknowledge and answer their own enterprise's notices
+    "province.read": frozenset({"admin", "regulator", "analyst"}),
 }
 PUBLIC = "public"  # no login needed (login page, static files, the OpenAPI document)
 LOGGED_IN = "logged-in"  # any signed-in user

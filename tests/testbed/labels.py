@@ -118,6 +118,14 @@ def assign_frames(pcap: Path, steps: dict[str, dict[str, Any]],
                             break
                 if len(tcp.payload) and port in (int(tcp.dport), int(tcp.sport)):
                     stats["modbus_from"][ip.src] += 1
+            elif IP in pkt and attacker_ips & {pkt[IP].src, pkt[IP].dst}:
+                # ICMP about an attack datagram (port unreachable after a UDP sweep, ...).
+                t = float(pkt.time)
+                for name, st in steps.items():
+                    if st["t_start"] is not None and st["t_start"] - 0.5 <= t <= st["t_end"] + 1.0:
+                        step = name
+                        stats["by_time_window"] += 1
+                        break
             frames[step].append(n)
     stats["modbus_from"] = dict(stats["modbus_from"])
     return frames, n, stats

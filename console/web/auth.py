@@ -57,6 +57,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "notices.issue": frozenset({"admin", "regulator"}),  # issue, verify and close, send back
     "notices.answer": frozenset({"enterprise"}),  # acknowledge and answer their own enterprise's notices
     "province.read": frozenset({"admin", "regulator", "analyst"}),
+    "assessment.answer": frozenset({"enterprise"}),  # 检查评估: an enterprise answers its own self-assessment
 }
 PUBLIC = "public"  # no login needed (login page, static files, the OpenAPI document)
 LOGGED_IN = "logged-in"  # any signed-in user

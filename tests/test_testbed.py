@@ -141,3 +141,50 @@ def test_attack_steps_carry_attacker_payload_to_502(run: tuple[Path, dict]) -> N
                 if TCP in pkts[i - 1] and pkts[i - 1][TCP].dport == 502
                 and len(pkts[i - 1][TCP].payload))
     assert n_req >= 55  # 60 single-register reads (a few may coalesce into one segment)
+
+
+# ------------------------------------------------------------------ a non-Modbus stack (S7comm)
+S7_STEPS = ["szl_recon", "plc_stop"]
+
+
+@pytest.fixture(scope="module")
+def s7_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]:
+    """python-snap7 PLCs and clients (tests/testbed/stacks/s7comm.py), ~15 s."""
+    out = tmp_path_factory.mktemp("testbed_s7")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.testbed", "run", "s7comm_plant_attack",
+         "--out", str(out), "--lead-in", "4", "--steps", ",".join(S7_STEPS)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.communicate(timeout=15)
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    path = out / "s7comm_plant_attack.labels.yml"
+    return out / "s7comm_plant_attack.pcap", yaml.safe_load(path.read_text()), path
+
+
+def test_s7comm_stack_run_is_labelled_and_alerts_per_step(s7_run: tuple[Path, dict, Path]) -> None:
+    from scapy.layers.inet import IP, TCP
+
+    from tests.testbed.verify import alerts_per_step
+
+    pcap, labels, path = s7_run
+    pkts = _packets(pcap)
+    assert labels["port"] == 102 and labels["stack"] == "s7comm"
+    assert labels["frames_total"] == len(pkts)
+    assert [s["name"] for s in labels["steps"]] == ["normal_polling", *S7_STEPS]
+    seen = sorted(f for s in labels["steps"] for f in _expand(s["frames"]))
+    assert seen == list(range(1, len(pkts) + 1))
+    # Real S7comm (TPKT version 3, S7 protocol id 0x32) from the HMI and from the attacker.
+    s7_from = {p[IP].src for p in pkts if IP in p and TCP in p and p[TCP].dport == 102
+               and bytes(p[TCP].payload)[:1] == b"\x03" and b"\x32" in bytes(p[TCP].payload)[7:8]}
+    assert {"10.10.1.10", ATTACKER} <= s7_from
+    got, _ = alerts_per_step(path)
+    assert got["normal_polling"] == set()
+    assert got["szl_recon"] == {"qn-s7comm-0008"}
+    assert got["plc_stop"] == {"qn-s7comm-0001"}

@@ -15,6 +15,11 @@ entry carries for that stack.  A session opens its connection lazily in its acti
 ``connect`` event with the local (ip, port) of *every* socket it opens (TCP, or the UDP socket a
 datagram client sends from): the labeller attributes frames to steps by those pairs.
 
+DNP3 has no module: no DNP3 stack installed from PyPI on this machine (Python 3.11) -
+``pip install dnp3-python`` (and with ``--pre``): "No matching distribution found for dnp3-python
+(from versions: 0.3.0b1)"; ``pip install pydnp3`` builds opendnp3 from source and fails with
+"fatal error: python2.7/Python.h: No such file or directory" (src/asiodnp3/ConsoleLogger.h).
+
 Modbus keeps its historical implementation in ``tests.testbed.host``; ``modbus`` is listed here
 so scenarios can name it explicitly.
 """

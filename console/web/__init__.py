@@ -9,7 +9,7 @@ import secrets
 
 from flask import Flask
 
-from . import admin, alerts, api, assets, auth, errors, formatting, i18n, overview, store
+from . import admin, alerts, api, assets, auth, captures, errors, evidence, formatting, i18n, overview, store
 
 DEFAULTS: dict[str, Any] = {
     # sqlite:///PATH or http(s)://HOST:9200; when unset, QINLING_STORE (the pipeline's setting) is used
@@ -53,7 +53,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     formatting.init_app(app)
     errors.init_app(app)
-    for bp in (overview.bp, alerts.bp, assets.bp, admin.directory, admin.bp, api.bp, api.legacy):
+    captures.init_app(app)
+    for bp in (overview.bp, alerts.bp, assets.bp, admin.directory, admin.bp, captures.bp, evidence.bp, captures.api,
+               evidence.api, api.bp, api.legacy):
         app.register_blueprint(bp)
     return app
 

@@ -24,6 +24,7 @@ _ERROR_CODES = {
     "401": "Not signed in, or the session or token is not valid.",
     "403": "Signed in, but this role may not do that (or the CSRF token is missing).",
     "404": "No such record, or it belongs to another enterprise.",
+    "413": "The upload is larger than the console's MAX_UPLOAD_BYTES (200 MiB by default).",
     "415": "The body must be application/json.",
     "429": "Too many failed logins for this user from this address; try again later.",
     "503": "The data store is unavailable.",
@@ -150,6 +151,33 @@ def _own_schemas() -> dict[str, Any]:
                            "missing": {"type": "array", "items": {"type": "string"},
                                        "description": "event ids the alert names that are not in the events index (or not yours)"}},
         },
+        "ApiCapture": {
+            "type": "object", "additionalProperties": False,
+            "required": ["sha256", "organization", "name", "size", "format", "uploader", "uploaded_at", "status",
+                         "progress", "packets", "events", "alerts", "warnings", "error", "started_at", "finished_at"],
+            "properties": {
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "organization": {"type": "string", "description": "the enterprise it is replayed for"},
+                "name": {"type": "string", "description": "the uploaded file's name, cleaned; shown only"},
+                "size": {"type": "integer", "minimum": 0}, "format": {"type": "string", "enum": ["pcap", "pcapng"]},
+                "uploader": {"type": "string"}, "uploaded_at": {"type": "string", "format": "date-time"},
+                "status": {"type": "string", "enum": ["queued", "replaying", "done", "failed"]},
+                "progress": {"type": "integer", "minimum": 0, "maximum": 100, "description": "percent of the file read"},
+                "packets": {"type": "integer", "minimum": 0}, "events": {"type": "integer", "minimum": 0},
+                "alerts": {"type": "integer", "minimum": 0},
+                "warnings": {"type": "array", "items": {"type": "string"}, "description": "e.g. a truncated capture"},
+                "error": {"type": "string", "description": "why the replay failed; empty otherwise"},
+                "started_at": {"type": ["string", "null"], "format": "date-time"},
+                "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+        "ApiCaptureUpload": {
+            "type": "object", "required": ["capture"],
+            "properties": {
+                "capture": {"type": "string", "format": "binary", "description": "a pcap or pcapng file"},
+                "org": {"type": "string", "description": "enterprise to replay for (ignored for enterprise users)"},
+            },
+        },
         "ApiOverview": {
             "type": "object", "additionalProperties": False,
             "required": ["alerts", "events", "assets", "by_severity", "top_rules", "top_protocols", "top_ips"],
@@ -209,6 +237,28 @@ def _document() -> dict[str, Any]:
         "/api/v1/alerts/{alert_id}/evidence": {
             "get": _get("The events that triggered an alert", "alerts", _json(_ref("ApiEvidence")), "401", "403", "404", "503",
                         params=[_path_param("alert_id", "event.id of the alert")])},
+        "/api/v1/alerts/{alert_id}/evidence.zip": {
+            "get": {"summary": "Evidence export (检查评估): pcap slice of the alert's frames, its events (JSON lines), the "
+                               "alert, REPORT.md with hashes and the command that reproduces it",
+                    "tags": ["captures"], "parameters": [_path_param("alert_id", "event.id of the alert")],
+                    "responses": {"200": {"description": "a zip", "content": {"application/zip": {
+                                  "schema": {"type": "string", "format": "binary"}}}},
+                                  **_errors("401", "403", "404", "503")}}},
+        "/api/v1/captures": {
+            "get": _get("Uploaded captures and their replay status (auditors: every enterprise; enterprise users: their own)",
+                        "captures", _json(_listed(_ref("ApiCapture"))), "401", "403", params=[ORG]),
+            "post": {
+                "summary": "Upload a capture (multipart field `capture`) and queue its replay for enterprise `org`",
+                "tags": ["captures"],
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _ref("ApiCaptureUpload")}}},
+                "responses": {"202": _json(_ref("ApiCapture"), "Stored and queued for replay"),
+                              "200": _json(_ref("ApiCapture"), "Already uploaded for this enterprise: nothing new queued"),
+                              **_errors("400", "401", "403", "413", "503")},
+            },
+        },
+        "/api/v1/captures/{sha256}": {
+            "get": _get("One capture: replay status and progress (poll it)", "captures", _json(_ref("ApiCapture")),
+                        "401", "403", "404", params=[_path_param("sha256", "SHA-256 of the capture file"), ORG])},
         "/api/v1/assets": {"get": _get("Asset inventory, most recently seen first", "assets",
                                        _json(_paged(_ref("Asset"))), *data_errors, params=asset_params)},
         "/api/v1/assets/{asset_id}": {"get": _get("One asset", "assets", _json(_ref("Asset")), "401", "403", "404", "503",
@@ -235,7 +285,7 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"cookie": []}],
-        "tags": [{"name": t} for t in ("session", "overview", "alerts", "assets", "enterprises", "admin", "meta")],
+        "tags": [{"name": t} for t in ("session", "overview", "alerts", "assets", "captures", "enterprises", "admin", "meta")],
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -25,7 +25,7 @@ MARKERS = {
     "acme": ("al-acme-", sd.ROGUE, "Modbus write from unapproved host", "Acme 某石化", "acme-plant"),
     "globex": ("GLOBEX-ONLY", "al-globex-", "192.168.7.", "Globex 某水务", "globex-plant"),
 }
-OTHER_ARGS = {"code": "en", "filename": "console.css", "rest": "alerts", "_rest": "nothing"}
+OTHER_ARGS = {"code": "en", "filename": "console.css", "rest": "alerts", "_rest": "nothing", "sha256": "0" * 64}
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def call(c: FlaskClient, method: str, url: str, token: str, org: str) -> tuple[i
         resp = c.open(url, method=method, data={"csrf_token": token, "username": "x", "password": "y",
                                                 "role": "analyst"}, headers={"X-CSRF-Token": token})
     try:
-        return resp.status_code, resp.get_data(as_text=True)
+        return resp.status_code, resp.get_data().decode("utf-8", "replace")  # evidence zips are binary
     finally:
         resp.close()  # static files are streamed from an open file
 

@@ -10,6 +10,7 @@ import secrets
 from flask import Flask
 
 from . import admin, alerts, api, assets, auth, captures, errors, evidence, formatting, i18n, overview, store
+from . import assessment, inventory, risk
 
 DEFAULTS: dict[str, Any] = {
     # sqlite:///PATH or http(s)://HOST:9200; when unset, QINLING_STORE (the pipeline's setting) is used
@@ -56,6 +57,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     captures.init_app(app)
     for bp in (overview.bp, alerts.bp, assets.bp, admin.directory, admin.bp, captures.bp, evidence.bp, captures.api,
                evidence.api, api.bp, api.legacy):
+        app.register_blueprint(bp)
+    for bp in (inventory.bp, risk.bp, assessment.bp):  # 资产 map and findings, 风险, 检查评估
         app.register_blueprint(bp)
     return app
 

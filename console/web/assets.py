@@ -1,4 +1,4 @@
-"""资产: the passive inventory, and one asset with the alerts that involve it."""
+"""资产: the passive inventory, and one asset with its identity evidence, vulnerabilities, risk and alerts."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from flask import Blueprint, render_template
 
 from pipeline.store import Query
 
-from . import data
+from . import data, inventory, risk
 from .auth import requires
 from .params import asset_form, organization
 from .store import get_store
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
+IDENTITY = ("vendor", "product", "model", "firmware", "serial", "name", "role")
 
 
 @bp.get("/")
@@ -31,8 +32,15 @@ def index() -> str:
 @requires("data.read")
 def detail(asset_id: str) -> str:
     asset = data.asset_or_404(asset_id)
+    org = asset.organization.id if asset.organization and asset.organization.id else None
     filters = {"related.ip": asset.ip}
-    if asset.organization and asset.organization.id:  # the same IP may exist in another enterprise
-        filters["organization.id"] = asset.organization.id
+    if org:  # the same IP may exist in another enterprise
+        filters["organization.id"] = org
     alerts = get_store().search("alerts", Query(filters=filters, organization=organization(), size=20))
-    return render_template("assets/detail.html", asset=asset, alerts=alerts)
+    inventory.narrow(org)  # the risk of this asset needs its own enterprise's data only
+    found = inventory.load_findings([asset])
+    score = next((s for s in risk.report()["assets"] if s["subject"] == asset.id), None)
+    evidence = {f: [e for e in asset.evidence if e.field == f] for f in IDENTITY}
+    others = [e for e in asset.evidence if e.field not in IDENTITY]
+    return render_template("assets/detail.html", asset=asset, alerts=alerts, findings=found, score=score,
+                           evidence=evidence, other_evidence=others)

@@ -9,6 +9,7 @@ import secrets
 
 from flask import Flask
 
+from . import matrix, notices, province, triage  # 监测预警 triage, ATT&CK matrix, 通报应急, 省级态势
 from . import admin, alerts, api, assets, auth, captures, errors, evidence, formatting, i18n, overview, store
 from . import assessment, inventory, risk
 
@@ -59,6 +60,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                evidence.api, api.bp, api.legacy):
         app.register_blueprint(bp)
     for bp in (inventory.bp, risk.bp, assessment.bp):  # 资产 map and findings, 风险, 检查评估
+        app.register_blueprint(bp)
+    for bp in (triage.bp, matrix.bp, notices.bp, notices.api, province.bp):
         app.register_blueprint(bp)
     return app
 

@@ -6,7 +6,7 @@ from flask import Blueprint, render_template
 
 from pipeline.store import Query
 
-from . import data
+from . import data, triage
 from .auth import requires
 from .params import alert_form, organization
 from .store import get_store
@@ -19,7 +19,7 @@ bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 def index() -> str:
     form = alert_form()
     store = get_store()
-    page = store.search("alerts", form.query)
+    page = triage.alert_page(form.query)  # narrowed by ?triage= and ?suppressed= (the console db's)
     everything = Query(organization=organization(), size=0)
     protocols = [str(p) for p, _n in store.count_by("alerts", "network.protocol", everything, top=50)]
     rules = [str(r) for r, _n in store.count_by("alerts", "rule.id", everything, top=200)]

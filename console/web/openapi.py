@@ -196,6 +196,104 @@ def _own_schemas() -> dict[str, Any]:
     }
 
 
+def _casework(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
+    """监测预警 triage (console/web/triage.py) and 通报应急 notices (console/web/notices.py)."""
+    from .notices import SEVERITIES, STATES as NOTICE_STATES, TRANSITIONS as NOTICE_ACTIONS
+    from .triage import ACTIONS, STATES
+
+    def errors(*codes: str) -> dict[str, Any]:
+        more = {"409": "The action is not possible from the record's current state."}
+        return {c: {"description": more.get(c) or _ERROR_CODES[c], "content": {"application/json": {"schema": _ref("ApiError")}}}
+                for c in codes}
+
+    def body(name: str) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+    text, when = {"type": "string"}, {"type": "string", "format": "date-time"}
+    maybe = {"type": ["string", "null"]}
+    schemas.update({
+        "ApiTriage": {
+            "type": "object", "additionalProperties": False,
+            "required": ["alert_id", "state", "assignee", "updated_at", "updated_by", "history"],
+            "properties": {
+                "alert_id": text, "state": {"type": "string", "enum": list(STATES)}, "assignee": maybe,
+                "updated_at": maybe, "updated_by": maybe,
+                "history": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": False,
+                    "required": ["@timestamp", "actor", "action", "state", "note", "detail"],
+                    "properties": {"@timestamp": text, "actor": text, "action": {"type": "string", "enum": list(ACTIONS)},
+                                   "state": {"type": "string", "enum": list(STATES)}, "note": text, "detail": {"type": "object"}}}},
+            },
+        },
+        "ApiTriageAction": {
+            "type": "object", "required": ["action"],
+            "properties": {"action": {"type": "string", "enum": list(ACTIONS)}, "note": text,
+                           "assignee": {"type": "string", "description": "assign: an analyst's or admin's username"},
+                           "days": {"type": "integer", "minimum": 1, "maximum": 365, "description": "suppress: for how long"}},
+        },
+        "ApiNoticeFile": {
+            "type": "object", "additionalProperties": False,
+            "required": ["id", "sha256", "filename", "content_type", "size", "uploaded_by", "@timestamp"],
+            "properties": {"id": {"type": "integer"}, "sha256": text, "filename": text, "content_type": text,
+                           "size": {"type": "integer"}, "uploaded_by": text, "@timestamp": text},
+        },
+        "ApiNotice": {
+            "type": "object", "additionalProperties": False,
+            "required": ["id", "organization", "title", "body", "severity", "deadline", "state", "overdue", "alert_ids",
+                         "finding_ids", "remediation", "created_by", "created_at", "updated_at"],
+            "properties": {
+                "id": {"type": "integer"}, "organization": text, "title": text, "body": text,
+                "severity": {"type": "string", "enum": list(SEVERITIES)}, "deadline": when,
+                "state": {"type": "string", "enum": list(NOTICE_STATES)},
+                "overdue": {"type": "boolean", "description": "past the deadline and not closed"},
+                "alert_ids": {"type": "array", "items": text}, "finding_ids": {"type": "array", "items": text},
+                "remediation": text, "created_by": text, "created_at": text, "updated_at": text,
+                "history": {"type": "array", "items": {"type": "object"}},
+                "files": {"type": "array", "items": _ref("ApiNoticeFile")},
+            },
+        },
+        "ApiNoticeNew": {
+            "type": "object", "required": ["organization", "title", "deadline", "alert_ids"],
+            "properties": {"organization": text, "title": text, "body": text,
+                           "severity": {"type": "string", "enum": list(SEVERITIES)}, "deadline": when,
+                           "alert_ids": {"type": "array", "items": text, "minItems": 1},
+                           "finding_ids": {"type": "array", "items": text}},
+        },
+        "ApiNoticeAction": {
+            "type": "object", "required": ["action"],
+            "properties": {"action": {"type": "string", "enum": list(NOTICE_ACTIONS)}, "note": text,
+                           "remediation": {"type": "string", "description": "answer: what the enterprise did"}},
+        },
+    })
+    alert_id = [_path_param("alert_id", "event.id of the alert")]
+    notice_id = [_path_param("notice_id", "the notice's id")]
+    paths.update({
+        "/api/v1/alerts/{alert_id}/triage": {
+            "get": _get("Triage state and history of an alert", "triage", _json(_ref("ApiTriage")), "401", "403", "404", "503",
+                        params=alert_id),
+            "post": {"summary": "A triage action (analyst, admin; comment: anyone who may read the alert)", "tags": ["triage"],
+                     "parameters": alert_id, "requestBody": body("ApiTriageAction"),
+                     "responses": {"200": _json(_ref("ApiTriage")), **errors("400", "401", "403", "404", "409")}},
+        },
+        "/api/v1/notices": {
+            "get": _get("Notices (通报); enterprise users: their own", "notices", _json(_listed(_ref("ApiNotice"))),
+                        "400", "401", "403", params=[
+                            _q("state", "only this state (open: not closed)", {"type": "string", "enum": [*NOTICE_STATES, "open"]}),
+                            _q("overdue", "only overdue ones", {"type": "string", "enum": ["1", "0"]}), ORG]),
+            "post": {"summary": "Issue a notice to an enterprise (regulator, admin)", "tags": ["notices"],
+                     "requestBody": body("ApiNoticeNew"),
+                     "responses": {"201": _json(_ref("ApiNotice"), "Issued"), **errors("400", "401", "403")}},
+        },
+        "/api/v1/notices/{notice_id}": {
+            "get": _get("One notice with its history and files", "notices", _json(_ref("ApiNotice")), "401", "403", "404",
+                        params=notice_id)},
+        "/api/v1/notices/{notice_id}/actions": {
+            "post": {"summary": "acknowledge, answer (the enterprise); close, return (regulator, admin)", "tags": ["notices"],
+                     "parameters": notice_id, "requestBody": body("ApiNoticeAction"),
+                     "responses": {"200": _json(_ref("ApiNotice")), **errors("400", "401", "403", "404", "409")}}},
+    })
+
+
 @functools.cache
 def _document() -> dict[str, Any]:
     (_event, _asset), components = msgspec.json.schema_components((Event, Asset), ref_template="#/components/schemas/{name}")
@@ -273,6 +371,7 @@ def _document() -> dict[str, Any]:
                                       _json(_paged(_ref("ApiAuditEntry"))), "400", "401", "403",
                                       params=[_q("actor", "only this actor"), _q("action", "only this action"), *PAGING])},
     }
+    _casework(schemas, paths)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -25,7 +25,8 @@ MARKERS = {
     "acme": ("al-acme-", sd.ROGUE, "Modbus write from unapproved host", "Acme 某石化", "acme-plant"),
     "globex": ("GLOBEX-ONLY", "al-globex-", "192.168.7.", "Globex 某水务", "globex-plant"),
 }
-OTHER_ARGS = {"code": "en", "filename": "console.css", "rest": "alerts", "_rest": "nothing", "sha256": "0" * 64}
+OTHER_ARGS = {"code": "en", "filename": "console.css", "rest": "alerts", "_rest": "nothing", "sha256": "0" * 64,
+              "notice_id": "1", "file_id": "1"}  # 通报: a notice and file id (test_notices walks real foreign ones)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ PORT ?= 5000
 
 SERVICES := $(BIN)/python -m pipeline.services
 
-.PHONY: demo test venv apt bench lint clean services services-down
+.PHONY: demo test journeys venv apt bench lint clean services services-down
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: apt venv
 	$(SERVICES) up && \
 	set -a && . $(CACHE)/services/run/env && set +a && \
 	QINLING_REQUIRE_SERVICES=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Browser journeys only: Playwright (from the test extra) driving Debian's Chromium; no browser download.
+journeys: apt venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/console/browser_journeys tests/console/test_browser.py
 
 services: venv
 	$(SERVICES) up

@@ -22,7 +22,7 @@ ETHIP = "iti-ics-security-tools/EthernetIP"
 @pytest.fixture(scope="module")
 def pack() -> RuleSet:
     rs = load_rules([REPO / "rules" / "enip"])
-    assert len(rs.rules) == 11
+    assert len(rs.rules) == 12
     return rs
 
 
@@ -161,6 +161,24 @@ def test_list_identity_scan(tmp_path: Path, alerts: Any) -> None:
     wrpcap(str(tmp_path / "scan.pcap"), [hmi, *pkts])
     got = alerts(tmp_path / "scan.pcap")
     assert [(a.rule.id, a.source.ip if a.source else None) for a in got] == [("qn-enip-0008", "10.10.1.66")]
+
+
+def test_list_identity_broadcast_from_unknown_host(tmp_path: Path, alerts: Any) -> None:
+    """One broadcast reaches every device (pycomm3 discover()): qn-enip-0012, not the threshold rule."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    pkts = []
+    for k, (src, dst) in enumerate([("10.10.1.10", "255.255.255.255"), ("10.10.1.66", "255.255.255.255"),
+                                    ("10.10.1.66", "10.10.1.255"), ("10.10.1.67", "10.10.1.101")]):
+        p = Ether() / IP(src=src, dst=dst) / UDP(sport=40000 + k, dport=44818) / _encap(0x63)
+        p.time = 1_700_000_000 + k
+        pkts.append(p)
+    wrpcap(str(tmp_path / "bcast.pcap"), pkts)
+    got = alerts(tmp_path / "bcast.pcap")
+    # the HMI (a CIP client) and a unicast request are not flagged; the attacker's second broadcast is suppressed
+    assert [(a.rule.id, a.source.ip if a.source else None) for a in got] == [("qn-enip-0012", "10.10.1.66")]
 
 
 def test_forward_open_from_unknown_host(corpus: Path, alerts: Any, decoded: Any) -> None:

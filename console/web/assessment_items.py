@@ -127,7 +127,7 @@ ITEMS: tuple[Item, ...] = (
     Item("R4", "responsibility", "责任落实", "Responsibility", 2, "保障网络安全所需的资金和人员投入",
          "Fund and staff security adequately"),
     Item("R5", "responsibility", "责任落实", "Responsibility", 2, "落实网络安全等级保护、关键信息基础设施安全保护等制度要求",
-         "Meet the classified protection (等级保护) and critical information infrastructure requirements"),
+         "Meet the Multi-Level Protection Scheme (MLPS) and critical information infrastructure requirements"),
     Item("R6", "responsibility", "责任落实", "Responsibility", 2, "配合主管部门开展检查评估，及时整改发现的问题",
          "Cooperate with the authorities' inspections and remediate findings in time"),
 )

@@ -309,6 +309,9 @@ class _KafkaConsumer(Consumer):
                 session_timeout_ms=bus.session_timeout_ms,
                 heartbeat_interval_ms=bus.heartbeat_interval_ms,
                 max_poll_interval_ms=300000,
+                # A group formed while a just-created topic was missing from the metadata leaves that
+                # topic unassigned until the next refresh: refresh often, so it is seconds, not minutes.
+                metadata_max_age_ms=5000,
                 **bus.security,
             )
             self._c.subscribe(topics=topics, listener=_Listener(self))

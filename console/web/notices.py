@@ -336,7 +336,11 @@ def transition(n: Notice, action: str, *, note: str = "", remediation: str = "",
         raise BadRequest(_("notices.too_many", name="files", n=MAX_FILES))
     if uploads and action != "answer":
         raise BadRequest(_("notices.files_with_answer"))
-    read = [_read_file(f) for f in uploads]
+    try:
+        read = [_read_file(f) for f in uploads]
+    finally:  # large uploads are spooled to temporary files: close them whether or not they were accepted
+        for f in uploads:
+            f.close()
     stamp = now().isoformat(timespec="seconds")
     with sql(schema=_SCHEMA) as c:
         cur = c.execute("UPDATE notices SET state = ?, updated_at = ?" + (", remediation = ?" if action == "answer" else "")

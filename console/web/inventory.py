@@ -4,6 +4,10 @@ Every read is bounded and carries the console's organization (`auth.organization
 built from at most COMMAP_MAX_EVENTS flow/protocol events of the last COMMAP_DAYS days before the
 newest stored event (captures replayed from the past still draw a map); findings come from the
 CSAF index at CSAF_INDEX (built by `qinling vulns import DIR`).
+
+Settings (app config, or QINLING_* environment variables): CSAF_INDEX (default
+var/vulns/csaf-index.json), ZONES (a zones file, see detection/zones.py; default: one zone per /24),
+COMMAP_DAYS (7), COMMAP_MAX_EVENTS (10000, the store's largest page).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ bp = Blueprint("inventory", __name__, url_prefix="/inventory")
 DEFAULT_CSAF_INDEX = "var/vulns/csaf-index.json"
 MAX_ASSETS = 5000
 MAX_ALERTS = 5000
+MAX_EVENTS = 10_000  # the store's largest page; COMMAP_MAX_EVENTS may lower it
 MAX_DRAWN_NODES = 300  # the SVG stays readable; the tables list everything
 
 
@@ -86,7 +91,7 @@ def load_events() -> list[Event]:
     start, _last = event_window()
     if start is None:
         return []
-    size = min(int(_config("COMMAP_MAX_EVENTS", 20_000)), 10_000)
+    size = min(int(_config("COMMAP_MAX_EVENTS", MAX_EVENTS)), MAX_EVENTS)
     return get_store().search("events", _q(start=start, size=size)).items
 
 
@@ -203,7 +208,7 @@ def commap() -> str:
     flagged = sorted((e for e in graph["edges"] if e["flags"]), key=lambda e: (-len(set(e["flags"]) & set(CROSSING_FLAGS)), e["id"]))
     start, last = event_window() if not nothing() else (None, None)
     return render_template("inventory/commap.html", graph=graph, drawing=layout(graph), flagged=flagged,
-                           window=(start, last), max_events=_config("COMMAP_MAX_EVENTS", 20_000),
+                           window=(start, last), max_events=min(int(_config("COMMAP_MAX_EVENTS", MAX_EVENTS)), MAX_EVENTS),
                            form={"org": (request.args.get("org") or "").strip()})
 
 

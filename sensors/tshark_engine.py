@@ -53,7 +53,7 @@ from pipeline.schema import Endpoint, Event, EventInfo, Evidence, Modbus, Observ
 from pipeline.schema import ts as to_datetime
 
 from .decoders.bacnet import constants as bac
-from .decoders.base import DecoderSpec, Direction, FrameMeta, event_id, make_event
+from .decoders.base import Conn, DecoderSpec, Direction, FrameMeta, event_id, make_event
 from .decoders.dnp3 import constants as dnp
 from .decoders.enip import constants as en
 from .decoders.iec104 import constants as iec
@@ -87,6 +87,7 @@ for _layer, _ds in GROUPS.items():
 COTP_CONNECTION = frozenset({0x0E, 0x0D, 0x08, 0x0C, 0x07, 0x05, 0x06})  # CR CC DR DC ER RJ AK... (not DT 0x0F)
 
 _decode_packet = msgspec.json.Decoder()
+_NO_CONN = Conn("", 0, "", 0, "", "")  # non-IP frames: event_id needs a FrameMeta, the ids need no connection
 
 
 def tshark_path() -> str:
@@ -515,12 +516,13 @@ def _events(sensor: Sensor, record: tuple[int, float, int, bytes], bodies: Mappe
     src_mac = dst_mac = None
     if linktype == 1 and len(data) >= 14:
         dst_mac, src_mac = mac_str(data[0:6]), mac_str(data[6:12])
-    origin = (sensor.file_sha256 or sensor.observer_id or "live")[:16]
     when = to_datetime(stamp)
+    meta = FrameMeta(frame=frame, time=when, conn=_NO_CONN, file_sha256=sensor.file_sha256, file=sensor.file,
+                     observer_id=sensor.observer_id, organization_id=sensor.organization_id)
     for seq, (dataset, _hint, proto_kw) in enumerate(bodies):
         yield Event(
             timestamp=when,
-            event=EventInfo(kind="event", dataset=dataset, id=f"{origin}-{frame}-{KIND}{seq}"),
+            event=EventInfo(kind="event", dataset=dataset, id=event_id(meta, seq, kind=KIND)),
             source=Endpoint(mac=src_mac) if src_mac else None,
             destination=Endpoint(mac=dst_mac) if dst_mac else None,
             observer=Observer(id=sensor.observer_id) if sensor.observer_id else None,

@@ -75,7 +75,9 @@ def close_session() -> ResponseReturnValue:
 @bp.get("/alerts")
 @requires("data.read")
 def alerts() -> ResponseReturnValue:
-    return jsonify(_page(get_store().search("alerts", alert_form().query)))
+    from . import triage  # ?triage= and ?suppressed= narrow by the console db's triage states and suppressions
+
+    return jsonify(_page(triage.alert_page(alert_form().query)))
 
 
 @bp.get("/alerts/<path:alert_id>")

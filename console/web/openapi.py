@@ -309,6 +309,11 @@ def _document() -> dict[str, Any]:
         _q("from", "@timestamp at or after", TIME),
         _q("to", "@timestamp before (after `from`)", TIME),
         _q("q", "case-insensitive text in the message, rule name or IPs"),
+        _q("triage", "triage state (open: not closed; closed: resolved or false_positive)",
+           {"type": "string", "enum": ["new", "acknowledged", "in_progress", "escalated", "resolved", "false_positive",
+                                       "open", "closed"]}),
+        _q("suppressed", "hide: leave out alerts an active suppression covers; only: just those",
+           {"type": "string", "enum": ["hide", "only"]}),
         ORG, *PAGING,
     ]
     asset_params = [_q("protocol", "a protocol the asset speaks"), _q("role", "e.g. modbus_slave"),

@@ -213,3 +213,14 @@ def test_matrix_falls_back_to_the_bundled_techniques(db_path, tmp_path) -> None:
         assert len(techniques) == 83 and techniques["T0855"][1] == ("Impair Process Control",)
         stix, _src = load(DEFAULT_PATH / "ics-attack.json")
         assert stix["T0855"] == techniques["T0855"]
+
+
+def test_api_alert_list_filters_by_triage_and_suppression(open_app: Flask) -> None:
+    c, token = as_(open_app, "analyst")
+    post(c, token, ALERT, "close_tp")
+    assert [a["event"]["id"] for a in c.get("/api/v1/alerts?triage=resolved").get_json()["items"]] == [ALERT]
+    assert c.get("/api/v1/alerts?triage=new&org=acme").get_json()["total"] == sd.N_ACME - 1
+    post(c, token, ALERT, "suppress", days="1")
+    only = c.get("/api/v1/alerts?suppressed=only&size=500").get_json()
+    assert ALERT in {a["event"]["id"] for a in only["items"]} and only["total"] == 10
+    assert c.get("/api/v1/alerts?triage=bogus").status_code == 400

@@ -29,7 +29,6 @@ from pipeline.store import Query
 
 from . import captures
 from .auth import audit, requires
-from .i18n import _
 from .store import get_store
 
 bp = Blueprint("evidence", __name__)

@@ -368,7 +368,14 @@ bp = Blueprint("notices", __name__, url_prefix="/notices")
 
 @bp.app_context_processor
 def _globals() -> dict[str, Any]:
-    return {"NOTICE_STATES": STATES}
+    return {"NOTICE_STATES": STATES, "notices_for": notices_for}
+
+
+def notices_for(alert_id: str) -> list[Notice]:
+    """The notices (within this user's reach) that name an alert, for its page."""
+    if not can("notices.read"):
+        return []
+    return [n for n in notices(scope()) if alert_id in n.alert_ids]
 
 
 def _list_args() -> tuple[str, bool]:

@@ -85,6 +85,8 @@ def test_full_workflow_with_return_and_audit(open_app: Flask) -> None:
                                                    "notice.answer", "notice.close"]
     page = ent.get(f"/notices/{nid}").get_data(as_text=True)
     assert "缺少配置截图" in page and "shot.png" in page
+    alert_page = ent.get("/alerts/al-acme-004").get_data(as_text=True)
+    assert f'href="/notices/{nid}"' in alert_page  # the alert links back to its notice
 
 
 def test_who_may_do_what(open_app: Flask) -> None:

@@ -279,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     lint = rsub.add_parser("lint", help="check rule files; report every problem with file:line")
     lint.add_argument("paths", nargs="*", help="rule files or folders (default: bundled rules/)")
     lint.set_defaults(func=cmd_rules_lint)
+
+    import importlib
+
+    from .commands import MODULES
+
+    for name in MODULES:
+        importlib.import_module(name).register(sub)
     return p
 
 

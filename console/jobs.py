@@ -162,11 +162,13 @@ def registry(ports: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]
     from sensors.decoders import REGISTRY
 
     reg = dict(REGISTRY)
+    known = {spec.name for spec in reg.values()}
     for name, extra in (ports or {}).items():
-        if name not in reg:
-            raise SystemExit(f"qinling: no decoder named {name!r}; known: {', '.join(sorted(reg))}")
-        spec = reg[name]
-        reg[name] = dataclasses.replace(spec, default_ports=tuple(dict.fromkeys((*extra, *spec.default_ports))))
+        if name not in known:
+            raise SystemExit(f"qinling: no decoder named {name!r}; known: {', '.join(sorted(known))}")
+        for key, spec in reg.items():  # every transport the protocol is registered on
+            if spec.name == name:
+                reg[key] = dataclasses.replace(spec, default_ports=tuple(dict.fromkeys((*extra, *spec.default_ports))))
     return reg
 
 

@@ -98,3 +98,19 @@ def test_rules_lint_reports_every_problem_with_file_and_line(tmp_path: Path) -> 
     assert r.returncode == 1
     assert f"{tmp_path / 'a.yml'}:7" in r.stderr
     assert str(tmp_path / "b.yml") + ":3" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["demo", "users", "learn", "evaluate", "assets", "vulns", "detect", "index"])
+def test_every_registered_subcommand_answers_help(command: str) -> None:
+    r = qinling(command, "--help")
+    assert r.returncode == 0, r.stderr
+    assert "usage: qinling" in r.stdout
+
+
+def test_port_option_extends_every_transport_of_a_protocol() -> None:
+    from console.jobs import registry
+
+    reg = registry({"dnp3": [20001]})
+    assert {(s.transport, 20001 in s.default_ports) for s in reg.values() if s.name == "dnp3"} == {("tcp", True), ("udp", True)}
+    with pytest.raises(SystemExit, match="no decoder named 'dnp4'"):
+        registry({"dnp4": [1]})

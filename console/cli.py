@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pipeline import schema
 from pipeline.exceptions import PipelineError
@@ -94,6 +94,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 ports=_ports(args.port),
                 workers=args.workers,
                 engine=args.engine,
+                anomaly=_anomaly_engine(args, settings),
             )
     finally:
         if store is not None:
@@ -102,6 +103,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.workers:
         return 0
     return 0 if not summary.warnings else 3
+
+
+def _anomaly_engine(args: argparse.Namespace, settings: Settings) -> Any:
+    """`--learn-first DURATION` (learn from the capture's start, then protect) or `--model DIR`."""
+    if not (args.learn_first or args.model):
+        return None
+    import datetime as dt
+
+    from detection.anomaly.engine import AnomalyEngine
+    from detection.rules.model import parse_duration
+
+    learn = None
+    if args.learn_first:
+        seconds = parse_duration(args.learn_first)
+        if seconds is None or seconds <= 0:
+            raise SystemExit(f"qinling: --learn-first {args.learn_first!r}: use a duration like 120s, 5m or 1h")
+        learn = dt.timedelta(seconds=seconds)
+    return AnomalyEngine(settings.organization_id, learn_first=learn, model_dir=args.model)
 
 
 def _worker_signals() -> threading.Event:
@@ -240,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-workers", dest="workers", action="store_false",
                    help="Kafka: only publish the events; running `qinling detect` / `qinling index` workers do the rest")
     r.add_argument("--no-progress", dest="progress", action="store_false")
+    r.add_argument("--learn-first", metavar="DURATION",
+                   help="anomaly detection with no prior model: learn the capture's first DURATION (e.g. 120s), then protect")
+    r.add_argument("--model", metavar="DIR", help="anomaly detection with the site's model from `qinling learn`")
     common(r)
     r.add_argument("--engine", choices=("native", "tshark"), default="native",
                    help="native decoders (default) or tshark: any protocol tshark dissects, slower (docs/protocols/tshark.md)")

@@ -231,10 +231,13 @@ class Wiring:
         events_out: IO[bytes] | None = None,
         store: Store | None = None,
         bus: Bus | None = None,
+        extra: Sequence[Any] = (),
     ) -> None:
         self.summary, self.store = summary, store
         self.bus = bus or open_bus(settings)
         self.engine, self.assets = load_engine(settings)
+        # More detectors with the engine's process(event)/finish() shape (the anomaly engine).
+        self.extra = tuple(extra)
         self.producer = self.bus.producer()
         self._detect_in = self.bus.consumer([TOPIC_EVENTS], group="detect")
         self._sink_in = self.bus.consumer([TOPIC_EVENTS, TOPIC_ALERTS], group="sink")
@@ -278,6 +281,8 @@ class Wiring:
             self._decoded[id(v)] = (v, ev)  # holding v keeps its id from being reused meanwhile
             self.assets.observe(ev)
             yield from self.engine.process(ev)
+            for d in self.extra:
+                yield from d.process(ev)
 
     def publish(self, alerts: Iterable[Event]) -> None:
         for a in alerts:
@@ -289,6 +294,8 @@ class Wiring:
     def finish(self) -> Summary:
         self.pump()
         self.publish(self.engine.finish())
+        for d in self.extra:
+            self.publish(d.finish())
         self.pump()
         snapshot = self.assets.snapshot()
         self.summary.assets = len(snapshot)
@@ -338,8 +345,11 @@ def replay(
     ports: Mapping[str, Sequence[int]] | None = None,
     workers: bool = True,
     engine: str = "native",
+    anomaly: Any = None,
 ) -> Summary:
     """Captures → events topic → detection → alerts topic → store and files. Returns the summary.
+
+    `anomaly` (a `detection.anomaly.AnomalyEngine`) runs beside the rules on the embedded bus.
 
     On Kafka (`settings.bus`, or a Kafka `bus`) the events are published, then — unless `workers`
     is false — the detect and index stages run in this process as their own consumer groups, as
@@ -348,10 +358,13 @@ def replay(
     if bus is None and settings.uses_kafka:
         bus = open_bus(settings, client_id="qinling-replay")
     if bus is not None and not isinstance(bus, EmbeddedBus):
+        if anomaly is not None:
+            raise SystemExit("qinling: anomaly detection (--learn-first/--model) runs on the embedded bus only for now")
         return replay_kafka(paths, settings, bus, out=out, events_out=events_out, store=store, progress=progress,
                             ports=ports, workers=workers, engine=engine)
     summary = Summary()
-    wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus)
+    wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus,
+                    extra=[anomaly] if anomaly is not None else ())
     for ev in decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine):
         wiring.put(ev)
     return wiring.finish()

@@ -114,3 +114,18 @@ def test_port_option_extends_every_transport_of_a_protocol() -> None:
     assert {(s.transport, 20001 in s.default_ports) for s in reg.values() if s.name == "dnp3"} == {("tcp", True), ("udp", True)}
     with pytest.raises(SystemExit, match="no decoder named 'dnp4'"):
         registry({"dnp4": [1]})
+
+
+def test_replay_learn_first_adds_anomaly_alerts(tmp_path: Path) -> None:
+    """An auditor's capture with no prior model: learn its first two minutes, then protect."""
+    cap = REPO / "pcaps" / "modbus" / "anomaly_setpoint.pcap"
+    out = tmp_path / "alerts.jsonl"
+    r = qinling("replay", str(cap), "--no-store", "--no-progress", "--learn-first", "120s", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    rules = {json.loads(l)["rule"]["id"] for l in out.read_text().splitlines()}
+    assert any(rid.startswith("qn-anomaly-") for rid in rules), rules
+    plain = qinling("replay", str(cap), "--no-store", "--no-progress", "--out", str(tmp_path / "rules.jsonl"))
+    assert plain.returncode == 0
+    assert not any(json.loads(l)["rule"]["id"].startswith("qn-anomaly-") for l in (tmp_path / "rules.jsonl").read_text().splitlines())
+    bad = qinling("replay", str(cap), "--no-store", "--learn-first", "soon")
+    assert bad.returncode != 0 and "--learn-first 'soon'" in bad.stderr

@@ -100,7 +100,7 @@ def test_rules_lint_reports_every_problem_with_file_and_line(tmp_path: Path) -> 
     assert str(tmp_path / "b.yml") + ":3" in r.stderr
 
 
-@pytest.mark.parametrize("command", ["demo", "users", "learn", "evaluate", "assets", "vulns", "detect", "index"])
+@pytest.mark.parametrize("command", ["demo", "users", "learn", "evaluate", "assets", "vulns", "detect", "index", "services"])
 def test_every_registered_subcommand_answers_help(command: str) -> None:
     r = qinling(command, "--help")
     assert r.returncode == 0, r.stderr

@@ -9,4 +9,5 @@ MODULES: tuple[str, ...] = (
     "console.commands.assets",
     "console.commands.vulns",
     "console.commands.anomaly",
+    "console.commands.services",
 )

@@ -10,8 +10,8 @@ import time
 from . import manager as m
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.services", description=m.__doc__.splitlines()[0] if m.__doc__ else None)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments, shared with `qinling services`."""
     ap.add_argument("command", choices=["up", "down", "status", "wait", "logs", "fetch", "kill", "restart", "pause", "resume"])
     ap.add_argument("services", nargs="*", choices=[[], *m.SERVICES], metavar="SERVICE", help="kafka, elasticsearch (default: both)")
     ap.add_argument("--kafka-port", type=int)
@@ -20,7 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for readiness (up, wait)")
     ap.add_argument("-n", "--lines", type=int, default=50, help="log lines (logs)")
     ap.add_argument("--json", action="store_true", help="status as JSON")
-    a = ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.services", description=m.__doc__.splitlines()[0] if m.__doc__ else None)
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
+
+
+def run(a: argparse.Namespace) -> int:
     services = a.services or list(m.SERVICES)
     try:
         s = m.Settings()

@@ -24,6 +24,17 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
+# Front-end libraries from npm (package-lock.json), copied to where the console serves them; not committed.
+ECHARTS := console/web/static/vendor/echarts.min.js
+
+node_modules/echarts/dist/echarts.min.js: package.json $(wildcard package-lock.json)
+	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+	touch $@
+
+$(ECHARTS): node_modules/echarts/dist/echarts.min.js
+	mkdir -p $(dir $@)
+	cp $< $@
+
 # Debian packages the sensor and the tests use; installed only when missing.
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -36,19 +47,19 @@ apt:
 
 # Replays the bundled captures for two demo enterprises into var/demo/ (store + console database with
 # one user per role; password $QINLING_DEMO_PASSWORD or a random one it prints) and serves the console.
-demo: apt venv
+demo: apt venv $(ECHARTS)
 	$(BIN)/qinling demo --host $(HOST) --port $(PORT)
 
 # Kafka and Elasticsearch from Maven Central jars (cached under .cache/), started once per run and
 # stopped on exit whatever the outcome; the integration tests fail (not skip) without them here.
-test: apt venv
+test: apt venv $(ECHARTS)
 	@trap '$(SERVICES) down' EXIT; \
 	$(SERVICES) up && \
 	set -a && . $(CACHE)/services/run/env && set +a && \
 	QINLING_REQUIRE_SERVICES=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Browser journeys only: Playwright (from the test extra) driving Debian's Chromium; no browser download.
-journeys: apt venv
+journeys: apt venv $(ECHARTS)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/console/browser_journeys tests/console/test_browser.py
 
 services: venv

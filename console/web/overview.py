@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from . import data
+from . import charts, data
 from .auth import LOGGED_IN, can, requires
+from .i18n import _
 
 bp = Blueprint("overview", __name__)
 
@@ -16,4 +17,8 @@ bp = Blueprint("overview", __name__)
 def index() -> ResponseReturnValue:
     if not can("data.read"):  # auditors start at the audit log
         return redirect(url_for("admin.audit"))
-    return render_template("overview.html", ov=data.overview())
+    ov = data.overview()
+    chart_data = {"trend": charts.severity_bars([charts.fmt_time(b.start) for b in ov.bars],
+                                                {lv: [b.counts[lv] for b in ov.bars] for lv in charts.LEVELS}),
+                  "protocols": charts.categories(_("overview.top_protocols"), ov.top_protocols)}
+    return render_template("overview.html", ov=ov, chart_data=chart_data, echarts_url=charts.echarts_url())

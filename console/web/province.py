@@ -19,7 +19,7 @@ from flask.typing import ResponseReturnValue
 from pipeline.schema import SEVERITY
 from pipeline.store import Query
 
-from . import notices
+from . import charts, notices
 from .auth import get_db, requires
 from .formatting import LEVELS
 from .params import organization
@@ -151,5 +151,6 @@ def index() -> ResponseReturnValue:
     board = dashboard()
     positioned = {c["name"] for c in board.cities}
     blank = [{"name": name, "x": xy(name)[0], "y": xy(name)[1]} for name in CITIES if name not in positioned]  # type: ignore[index]
+    chart_data = {"trend": charts.severity_bars(list(board.days), board.trend)}
     return render_template("province/index.html", d=board, blank=blank, map_w=MAP_W, map_h=MAP_H,
-                           form={"org": ""})
+                           chart_data=chart_data, echarts_url=charts.echarts_url(), form={"org": ""})

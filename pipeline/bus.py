@@ -63,11 +63,18 @@ class Bus(ABC):
 
 
 class EmbeddedBus(Bus):
-    """In-process log per topic with committed offsets per consumer group."""
+    """In-process log per topic with committed offsets per consumer group.
+
+    Retention: once every group that consumes a topic has committed past a record, the record is
+    dropped (a long replay holds only what is in flight). A group that first subscribes after that
+    starts at the oldest record still kept, as a Kafka group past the retention would.
+    """
 
     def __init__(self) -> None:
         self._logs: dict[str, list[Record]] = {}
+        self._base: dict[str, int] = {}  # offset of each log's first kept record
         self._committed: dict[tuple[str, str], int] = {}
+        self._groups: dict[str, set[str]] = {}  # topic -> groups consuming it
         self._cond = threading.Condition()
 
     def producer(self) -> Producer:
@@ -79,10 +86,34 @@ class EmbeddedBus(Bus):
     def _append(self, topic: str, key: bytes | None, value: bytes) -> None:
         with self._cond:
             log = self._logs.setdefault(topic, [])
-            log.append(Record(topic, key, value, len(log)))
+            log.append(Record(topic, key, value, self._base.get(topic, 0) + len(log)))
             self._cond.notify_all()
 
+    def _read(self, topic: str, pos: int, n: int) -> list[Record]:
+        base = self._base.get(topic, 0)
+        log = self._logs.get(topic, [])
+        start = max(pos - base, 0)
+        return log[start : start + n]
+
+    def _join(self, group: str, topic: str) -> int:
+        self._groups.setdefault(topic, set()).add(group)
+        return max(self._committed.get((group, topic), 0), self._base.get(topic, 0))
+
+    def _commit(self, group: str, topic: str, pos: int) -> None:
+        self._committed[(group, topic)] = pos
+        done = min(self._committed.get((g, topic), 0) for g in self._groups.get(topic, {group}))
+        base = self._base.get(topic, 0)
+        if done > base:
+            del self._logs.setdefault(topic, [])[: done - base]
+            self._base[topic] = done
+
     def size(self, topic: str) -> int:
+        """Records ever appended to `topic` (its next offset)."""
+        with self._cond:
+            return self._base.get(topic, 0) + len(self._logs.get(topic, ()))
+
+    def retained(self, topic: str) -> int:
+        """Records of `topic` still held in memory."""
         with self._cond:
             return len(self._logs.get(topic, ()))
 
@@ -102,7 +133,7 @@ class _EmbeddedConsumer(Consumer):
     def __init__(self, bus: EmbeddedBus, topics: list[str], group: str) -> None:
         self._bus, self._topics, self._group = bus, topics, group
         with bus._cond:
-            self._pos = {t: bus._committed.get((group, t), 0) for t in topics}
+            self._pos = {t: bus._join(group, t) for t in topics}
 
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Record]:
         deadline = time.monotonic() + timeout
@@ -110,8 +141,7 @@ class _EmbeddedConsumer(Consumer):
             while True:
                 out: list[Record] = []
                 for t in self._topics:
-                    log = self._bus._logs.get(t, [])
-                    take = log[self._pos[t] : self._pos[t] + max_records - len(out)]
+                    take = self._bus._read(t, self._pos[t], max_records - len(out))
                     self._pos[t] += len(take)
                     out.extend(take)
                     if len(out) >= max_records:
@@ -124,4 +154,4 @@ class _EmbeddedConsumer(Consumer):
     def commit(self) -> None:
         with self._bus._cond:
             for t, pos in self._pos.items():
-                self._bus._committed[(self._group, t)] = pos
+                self._bus._commit(self._group, t, pos)

@@ -28,6 +28,7 @@ def test_uncommitted_records_are_replayed_to_a_new_consumer_of_the_group() -> No
     p = bus.producer()
     for i in range(6):
         p.send(TOPIC_EVENTS, bytes([i]))
+    other = bus.consumer([TOPIC_EVENTS], group="other")  # a group that exists keeps its records
     c1 = bus.consumer([TOPIC_EVENTS], group="store")
     c1.poll(max_records=4)
     c1.commit()
@@ -35,7 +36,7 @@ def test_uncommitted_records_are_replayed_to_a_new_consumer_of_the_group() -> No
     c2 = bus.consumer([TOPIC_EVENTS], group="store")
     assert [r.value for r in c2.poll(max_records=10)] == [bytes([4]), bytes([5])]
     # another group sees everything
-    assert len(bus.consumer([TOPIC_EVENTS], group="other").poll(max_records=10)) == 6
+    assert len(other.poll(max_records=10)) == 6
 
 
 class FailingSink(Sink[bytes]):
@@ -90,3 +91,27 @@ def test_list_sink_exposes_only_flushed_items() -> None:
     assert s.items == []
     s.flush()
     assert s.items == [1]
+
+
+def test_records_every_group_committed_are_dropped() -> None:
+    """A long replay holds only what is in flight, not the whole capture's events."""
+    bus = EmbeddedBus()
+    p = bus.producer()
+    fast = bus.consumer([TOPIC_EVENTS], group="detect")
+    slow = bus.consumer([TOPIC_EVENTS], group="sink")
+    for i in range(10):
+        p.send(TOPIC_EVENTS, bytes([i]))
+    assert len(fast.poll(max_records=10)) == 10
+    fast.commit()
+    assert bus.retained(TOPIC_EVENTS) == 10  # the sink group has not committed yet
+    assert [r.value for r in slow.poll(max_records=4)] == [bytes([i]) for i in range(4)]
+    slow.commit()
+    assert bus.retained(TOPIC_EVENTS) == 6
+    assert [r.offset for r in slow.poll(max_records=10)] == list(range(4, 10))  # offsets stay absolute
+    slow.commit()
+    assert bus.retained(TOPIC_EVENTS) == 0 and bus.size(TOPIC_EVENTS) == 10
+    p.send(TOPIC_EVENTS, b"next")
+    assert [(r.offset, r.value) for r in fast.poll(max_records=5)] == [(10, b"next")]
+    # a crash after trimming replays only what was not committed
+    again = bus.consumer([TOPIC_EVENTS], group="sink")
+    assert [r.value for r in again.poll(max_records=5)] == [b"next"]

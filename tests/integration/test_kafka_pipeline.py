@@ -89,8 +89,8 @@ def settings(kafka_bootstrap: str, es_url: str, unique: str) -> Settings:
         detect_group=f"{unique}-detect",
         index_group=f"{unique}-index",
         es_index_prefix=unique,
-        kafka_session_timeout_ms=3000,
-        kafka_heartbeat_interval_ms=500,
+        kafka_session_timeout_ms=10000,  # 3 s dropped members under load on 2 shared cores (seen in CI)
+        kafka_heartbeat_interval_ms=1000,
     )
 
 

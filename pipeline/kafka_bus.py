@@ -34,6 +34,7 @@ pass `compression="gzip"` (pure zlib, built in) to trade CPU for bytes.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import socket
 import threading
 import time
@@ -43,6 +44,8 @@ from typing import Any
 
 from .bus import TOPIC_ALERTS, TOPIC_EVENTS, Bus, Consumer, Producer, Record
 from .exceptions import BusError
+
+log = logging.getLogger(__name__)
 
 try:
     # kafka-python 3.0 loads its protocol schemas with importlib.resources.read_text/open_text, deprecated
@@ -298,11 +301,22 @@ class _KafkaConsumer(Consumer):
         self.warmup_positions: dict[tuple[str, int], int] = {}
         self._returned: dict[TopicPartition, int] = {}  # next offset after the last record poll returned
         self._buffer: list[Record] = []  # fetched, not yet returned by poll
+        self._c = self._open()
+        self._joined = False
+        self._closed = False
+
+    def assignment(self) -> set[tuple[str, int]]:
+        """(topic, partition) pairs this consumer currently owns."""
+        return {(tp.topic, tp.partition) for tp in self._c.assignment()}
+
+    def _open(self) -> Any:
+        """A kafka-python consumer subscribed to this consumer's topics in its group."""
+        bus = self._bus
         try:
-            self._c = KafkaConsumer(
+            c = KafkaConsumer(
                 bootstrap_servers=bus.bootstrap,
-                client_id=f"{bus.client_id}-{group}",
-                group_id=group,
+                client_id=f"{bus.client_id}-{self._group}",
+                group_id=self._group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 bootstrap_timeout_ms=bus.connect_timeout_ms,
@@ -314,22 +328,32 @@ class _KafkaConsumer(Consumer):
                 metadata_max_age_ms=5000,
                 **bus.security,
             )
-            self._c.subscribe(topics=topics, listener=_Listener(self))
+            c.subscribe(topics=self._topics, listener=_Listener(self))
         except KafkaError as e:
             raise _unreachable(bus.bootstrap, e) from e
-        self._joined = False
-        self._closed = False
+        return c
 
-    def assignment(self) -> set[tuple[str, int]]:
-        """(topic, partition) pairs this consumer currently owns."""
-        return {(tp.topic, tp.partition) for tp in self._c.assignment()}
+    def _close_quietly(self) -> None:
+        try:
+            self._c.close(autocommit=False)
+        except Exception as e:  # noqa: BLE001 - the client is being replaced; its failure changes nothing
+            log.debug("closing a stalled consumer of group %r: %s", self._group, e)
 
     def wait_for_assignment(self, timeout: float | None = None) -> set[tuple[str, int]]:
         """Poll until the group gave this consumer partitions; records fetched meanwhile wait for `poll`."""
         limit = self._bus.join_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         refresh = time.monotonic() + 2.0
+        reopen = time.monotonic() + limit / 3
         while not self._c.assignment():
+            if time.monotonic() > reopen and not self._buffer and not self._returned:
+                # Seen on a loaded machine: a kafka-python consumer whose first generation expired stays
+                # silent (no JoinGroup reaches the broker). Nothing was returned yet, so a fresh client
+                # in the same group loses nothing.
+                log.warning("consumer of group %r: no partition after %.0fs; reconnecting", self._group, limit / 3)
+                self._close_quietly()
+                self._c = self._open()
+                reopen = time.monotonic() + limit / 3
             if time.monotonic() > refresh:
                 # A group joined before the broker's metadata listed a just-created topic gets an empty
                 # assignment and would wait for the next metadata refresh (minutes): ask for one now.

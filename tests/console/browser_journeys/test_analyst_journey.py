@@ -20,3 +20,29 @@ def test_analyst_opens_an_alert(journey, lang: str) -> None:  # type: ignore[no-
     assert "/alerts/" in j.page.url and j.page.locator("h1").inner_text().endswith(name)
     j.click_text(j.t("alerts.title"), j.t("alerts.title"), role="link", exact=True)
     assert j.page.locator("h1").inner_text() == j.t("alerts.title")
+
+
+def test_analyst_triages_an_alert_to_closed(journey) -> None:  # type: ignore[no-untyped-def]
+    """Acknowledge, then close as a true positive with a note: the state, its history and the list's
+    closed filter all say so."""
+    j = journey("analyst", "en")
+    j.nav("nav.alerts")
+    first = j.page.locator("table.grid tbody a[href^='/alerts/']").first
+    href = first.get_attribute("href")
+    assert href
+    j.goto(href)
+    panel = j.page.locator("#triage")
+    for action, note in (("acknowledge", "looking at it"), ("close_tp", "confirmed: attacker write, PLC restored")):
+        panel.locator("select[name=action]").select_option(action)
+        panel.locator("input[name=note]").first.fill(note)
+        panel.get_by_role("button", name=j.t("triage.apply")).click()
+        j.page.wait_for_load_state()
+        panel = j.page.locator("#triage")
+    assert j.t("triage.state.resolved") in panel.locator("h2").inner_text()
+    history = panel.locator("table").inner_text()
+    assert "looking at it" in history and "confirmed: attacker write, PLC restored" in history
+    alert_id = href.rsplit("/", 1)[1]
+    j.goto("/alerts/?triage=closed")
+    assert j.page.locator(f"table.grid tbody a[href='/alerts/{alert_id}']").count() >= 1
+    j.goto("/alerts/?triage=open")
+    assert j.page.locator(f"table.grid tbody a[href='/alerts/{alert_id}']").count() == 0

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.schema import Event
-from sensors.decoders.base import Conn, Direction, FrameMeta
+from sensors.decoders.base import Conn, FrameMeta
 from sensors.decoders.modbus import ModbusFlow
+from tests.decoders.driving import FlowDriver
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = (REPO / ".." / "shared").resolve()
@@ -48,25 +48,14 @@ def meta() -> Callable[..., FrameMeta]:
     return meta_at
 
 
-class Driver:
+class Driver(FlowDriver):
     """Feeds one ModbusFlow with numbered frames, 1 ms apart unless told otherwise."""
 
     def __init__(self) -> None:
-        self.flow = ModbusFlow()
-        self.frame = 0
+        super().__init__(ModbusFlow(), meta_at)
 
-    def req(self, data: bytes, ms: int | None = None) -> list[Event]:
-        return self.send(data, Direction.TO_SERVER, ms)
-
-    def resp(self, data: bytes, ms: int | None = None) -> list[Event]:
-        return self.send(data, Direction.TO_CLIENT, ms)
-
-    def send(self, data: bytes, direction: Direction, ms: int | None = None) -> list[Event]:
-        self.frame += 1
-        return self.flow.feed(memoryview(data), direction, meta_at(self.frame, self.frame if ms is None else ms))
-
-    def close(self) -> list[Event]:
-        return self.flow.close(meta_at(self.frame + 1, self.frame + 1))
+    req = FlowDriver.to_server
+    resp = FlowDriver.to_client
 
 
 @pytest.fixture

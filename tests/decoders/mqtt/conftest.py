@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.schema import Event
-from sensors.decoders.base import Conn, Direction, FrameMeta
+from sensors.decoders.base import Conn, FrameMeta
 from sensors.decoders.mqtt import MqttFlow
+from tests.decoders.driving import FlowDriver
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED = (REPO / ".." / "shared").resolve()
@@ -34,25 +35,14 @@ def meta_at(frame: int, ms: int = 0) -> FrameMeta:
     return FrameMeta(frame=frame, time=T0 + dt.timedelta(milliseconds=ms), conn=CONN, file_sha256="0" * 64, file="unit.pcap")
 
 
-class Driver:
+class Driver(FlowDriver):
     """Feeds one MqttFlow with numbered frames, 1 ms apart unless told otherwise."""
 
     def __init__(self) -> None:
-        self.flow = MqttFlow()
-        self.frame = 0
+        super().__init__(MqttFlow(), meta_at)
 
-    def client(self, data: bytes, ms: int | None = None) -> list[Event]:
-        return self.send(data, Direction.TO_SERVER, ms)
-
-    def broker(self, data: bytes, ms: int | None = None) -> list[Event]:
-        return self.send(data, Direction.TO_CLIENT, ms)
-
-    def send(self, data: bytes, direction: Direction, ms: int | None = None) -> list[Event]:
-        self.frame += 1
-        return self.flow.feed(memoryview(data), direction, meta_at(self.frame, self.frame if ms is None else ms))
-
-    def close(self) -> list[Event]:
-        return self.flow.close(meta_at(self.frame + 1, self.frame + 1))
+    client = FlowDriver.to_server
+    broker = FlowDriver.to_client
 
 
 @pytest.fixture

@@ -38,3 +38,11 @@ def test_every_setting_is_documented(repo_root: Path) -> None:
     doc = (repo_root / "docs" / "settings.md").read_text(encoding="utf-8")
     for name in Settings.__dataclass_fields__:
         assert f"`{name}`" in doc, f"docs/settings.md does not document {name}"
+
+
+def test_kafka_producer_compresses_with_lz4() -> None:
+    """lz4 is a dependency, so the Kafka bus compresses batches by default (kafka-python's other
+    built-in codec, gzip, costs far more CPU)."""
+    from pipeline.kafka_bus import default_compression
+
+    assert default_compression() == "lz4"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,20 @@ def shared_dir() -> Path:
     if not (SHARED / "corpus").is_dir():
         pytest.skip(f"shared corpus not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def corpus(shared_dir: Path) -> Path:
+    """The shared corpus of other people's captures and their ground truth."""
+    return shared_dir / "corpus"
+
+
+@pytest.fixture(scope="session")
+def tshark() -> str:
+    exe = shutil.which("tshark")
+    if exe is None:
+        pytest.skip("tshark not on PATH")
+    return exe
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from sensors.decoders.modbus import ModbusFlow
 from tests.decoders.driving import FlowDriver
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = (REPO / ".." / "shared").resolve()
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 CONN = Conn("10.0.0.1", 40000, "10.0.0.2", 502, "tcp", "1:test")
 
@@ -63,16 +61,3 @@ def driver() -> Driver:
     return Driver()
 
 
-@pytest.fixture(scope="session")
-def corpus() -> Path:
-    if not (SHARED / "corpus").is_dir():
-        pytest.skip(f"shared corpus not found at {SHARED}")
-    return SHARED / "corpus"
-
-
-@pytest.fixture(scope="session")
-def tshark() -> str:
-    exe = shutil.which("tshark")
-    if exe is None:
-        pytest.skip("tshark not on PATH")
-    return exe

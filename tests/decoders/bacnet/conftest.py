@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,10 +86,3 @@ def bac_decode() -> Callable[[Path], list[Event]]:
 
     return run
 
-
-@pytest.fixture(scope="session")
-def tshark() -> str:
-    exe = shutil.which("tshark")
-    if exe is None:
-        pytest.skip("tshark not installed")
-    return exe

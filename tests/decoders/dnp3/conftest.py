@@ -14,7 +14,6 @@ from sensors.decoders.base import Conn, Direction, FrameMeta
 from sensors.decoders.dnp3 import Dnp3Flow, crc16
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = (REPO / ".." / "shared").resolve()
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 CONN = Conn("10.0.0.1", 40000, "10.0.0.2", 20000, "tcp", "1:test")
 MASTER, OUTSTATION = 1, 10

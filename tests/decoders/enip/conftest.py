@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from sensors.decoders.base import Conn, Direction, FrameMeta
 from sensors.decoders.enip import EnipFlow
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = (REPO / ".." / "shared").resolve()
-CORPUS = SHARED / "corpus"
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 CONN = Conn("10.0.0.1", 40000, "10.0.0.2", 44818, "tcp", "1:test")
 
@@ -57,24 +54,9 @@ def _decode(path: str) -> tuple[Event, ...]:
 
 
 @pytest.fixture(scope="session")
-def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip(f"shared corpus not present at {CORPUS}")
-    return CORPUS
-
-
-@pytest.fixture(scope="session")
 def decoded() -> Callable[[Path], tuple[Event, ...]]:
     """decoded(path) -> every event of the capture (decoded once per session)."""
     return lambda p: _decode(str(p))
-
-
-@pytest.fixture(scope="session")
-def tshark() -> str:
-    exe = shutil.which("tshark")
-    if exe is None:
-        pytest.skip("tshark not on PATH")
-    return exe
 
 
 def meta_at(frame: int, ms: int = 0, conn: Conn = CONN) -> FrameMeta:

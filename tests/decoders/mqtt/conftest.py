@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from sensors.decoders.base import Conn, FrameMeta
 from sensors.decoders.mqtt import MqttFlow
 from tests.decoders.driving import FlowDriver
 
-REPO = Path(__file__).resolve().parents[3]
-SHARED = (REPO / ".." / "shared").resolve()
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 CONN = Conn("10.0.0.1", 40000, "10.0.0.2", 1883, "tcp", "1:test")
 
@@ -56,23 +53,8 @@ def driver() -> Driver:
 
 
 @pytest.fixture(scope="session")
-def corpus() -> Path:
-    if not (SHARED / "corpus").is_dir():
-        pytest.skip(f"shared corpus not found at {SHARED}")
-    return SHARED / "corpus"
-
-
-@pytest.fixture(scope="session")
 def traces(corpus: Path) -> list[tuple[str, Path]]:
     return mqtt_traces(corpus)
-
-
-@pytest.fixture(scope="session")
-def tshark() -> str:
-    exe = shutil.which("tshark")
-    if exe is None:
-        pytest.skip("tshark not on PATH")
-    return exe
 
 
 EXPECTED_DIFFERENCES = Path(__file__).parent / "expected_differences.yml"

@@ -11,7 +11,6 @@ QINLING_TEST_KAFKA or .cache/services/run/env); without one the Kafka rows say s
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import threading
 import time

@@ -16,7 +16,7 @@ import msgspec
 from pipeline.schema import Anomaly, Event
 from pipeline.schema import ts as to_datetime
 
-from .decoders.base import DecoderSpec, Direction, FlowDecoder, FrameMeta, event_id, make_event
+from .decoders.base import DecoderSpec, Direction, FrameMeta, event_id, make_event
 from .flows import Flow, FlowTable, flow_event, icmp_ports, make_conn
 from .packet import (
     ACK, FIN, LATER_FRAGMENT, NOT_FRAGMENT, PROTO_ICMP, PROTO_ICMP6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, RST, SYN, parse,

@@ -17,7 +17,6 @@ pick with `?org=`; a console pinned with ORGANIZATION never reads past it.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import secrets
 import threading
 from collections.abc import Callable, Mapping

@@ -27,7 +27,6 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest, Conflict, Forbidden, RequestEntityTooLarge
 
-from pipeline.schema import SEVERITY
 from pipeline.store import Query
 
 from .accounts import now

@@ -21,7 +21,6 @@ and see their history. Every action is audited.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import itertools
 import json
 import sqlite3

@@ -21,7 +21,7 @@ from pipeline.schema import Event
 
 from ..engine import AlertFactory, CompiledRule, Trigger, trigger_of
 from . import rules as R
-from .baseline import BINARY_TABLES, Baseline, Exchange, distance_outside, median_mad
+from .baseline import Baseline, Exchange, distance_outside, median_mad
 from .features import Message, point_values, request_range
 
 ADDRESS_SLACK = 4  # addresses this close to a learned range are still in it

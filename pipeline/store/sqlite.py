@@ -440,7 +440,7 @@ class SQLiteStore(Store):
             raise QueryError(f"text: expected a string, got {q.text!r}")
         if q.text and q.text.strip():
             haystack = " || char(10) || ".join(
-                f"coalesce(json_extract(t.doc, ?), '')" for _ in _TEXT_FIELDS[table]
+                "coalesce(json_extract(t.doc, ?), '')" for _ in _TEXT_FIELDS[table]
             )
             clauses.append(f"instr(lower({haystack}), ?) > 0")
             params.extend(_json_path(f) for f in _TEXT_FIELDS[table])

@@ -52,7 +52,6 @@ from .constants import (
     SC_FORWARD_OPEN,
     SC_LARGE_FORWARD_OPEN,
     SC_MSP,
-    SC_UNCONNECTED_SEND,
     VENDORS,
     AnomalyCode,
     class_name,

@@ -12,8 +12,10 @@ once (the second `up` works offline), then the JVMs run from there, listening on
     QINLING_TEST_KAFKA=127.0.0.1:9092
     QINLING_TEST_ES=http://127.0.0.1:9200
 
-Faults for integration tests: `kill kafka` (SIGKILL), `restart kafka` (same ports, data kept),
-`pause elasticsearch` / `resume elasticsearch` (SIGSTOP / SIGCONT).
+Faults for integration tests: `kill SVC` (SIGKILL), `restart SVC` (same ports, data kept),
+`pause SVC` / `resume SVC` (SIGSTOP / SIGCONT). A second, independent instance for tests that
+kill services: `QINLING_SERVICES_DIR=/tmp/x up --kafka-port ... --controller-port ... --es-port ...`
+(see `manager`).
 
 `down` stops only the processes whose pid files `up` wrote (and checks the pid still is that JVM).
 """

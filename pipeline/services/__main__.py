@@ -17,6 +17,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--kafka-port", type=int)
     ap.add_argument("--controller-port", type=int)
     ap.add_argument("--es-port", type=int)
+    ap.add_argument("--run-dir", help="run directory of an independent instance (default: $QINLING_SERVICES_DIR, else .cache/services/run)")
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for readiness (up, wait)")
     ap.add_argument("-n", "--lines", type=int, default=50, help="log lines (logs)")
     ap.add_argument("--json", action="store_true", help="status as JSON")
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(a: argparse.Namespace) -> int:
     services = a.services or list(m.SERVICES)
     try:
-        s = m.Settings()
+        s = m.Settings(run_dir=a.run_dir) if getattr(a, "run_dir", None) else m.Settings()
         if a.kafka_port:
             s.kafka_port = a.kafka_port
         if a.controller_port:

@@ -11,6 +11,16 @@ Layout under `<repo>/.cache/services/` (git-ignored):
     run/es/es.pid, logs/, data/  (owned by `qinling-es`: Elasticsearch refuses to run as root)
 
 Kafka's and Elasticsearch's data directories are wiped on every `up`, so a test run starts clean.
+
+A second, independent instance (fault tests that kill services without disturbing the shared
+ones): another run directory and other ports, e.g.
+
+    QINLING_SERVICES_DIR=/tmp/faults python -m pipeline.services up --kafka-port 19092 \
+        --controller-port 19093 --es-port 19200
+
+Every later command with the same `QINLING_SERVICES_DIR` (or `--run-dir`) addresses that instance.
+Its Elasticsearch reads a copy of the configuration kept in the run directory (`es/config/`), so the
+shared installation's configuration is left alone.
 """
 
 from __future__ import annotations
@@ -80,9 +90,12 @@ class Settings:
     java_home: str = field(default_factory=lambda: os.environ.get("QINLING_KAFKA_JAVA_HOME", ""))
     es_java_home: str = field(default_factory=lambda: os.environ.get("QINLING_ES_JAVA_HOME", ""))
     cache: Path = field(default_factory=lambda: Path(os.environ.get("QINLING_SERVICES_CACHE", REPO / ".cache" / "services")))
+    # empty: <cache>/run; another directory runs an independent instance (with other ports)
+    run_dir: str = field(default_factory=lambda: os.environ.get("QINLING_SERVICES_DIR", ""))
 
     def __post_init__(self) -> None:
         self.cache = Path(self.cache).resolve()
+        self.run_dir = str(Path(self.run_dir).resolve()) if self.run_dir else ""
         if not self.java_home:
             self.java_home = _default_java_home()
         if not self.es_java_home:
@@ -106,7 +119,12 @@ class Settings:
 
     @property
     def run(self) -> Path:
-        return self.cache / "run"
+        return Path(self.run_dir) if self.run_dir else self.cache / "run"
+
+    @property
+    def es_conf(self) -> Path:
+        """The installation's config/ for the default instance; a copy in the run directory for another."""
+        return self.es_run / "config" if self.run_dir else self.es_home / "config"
 
     @property
     def es_run(self) -> Path:
@@ -583,7 +601,8 @@ def _es_put(settings: Settings, path: str, body: dict[str, object]) -> None:
         r.read()
 
 
-def start_elasticsearch(settings: Settings) -> subprocess.Popen[bytes] | None:
+def start_elasticsearch(settings: Settings, fresh: bool = True) -> subprocess.Popen[bytes] | None:
+    """Start the node; `fresh=False` keeps its data directory (a restarted node keeps its indices)."""
     if running_pid(ELASTICSEARCH, settings):
         _log(f"elasticsearch already running (pid {running_pid(ELASTICSEARCH, settings)}) on {settings.es_url}")
         return None
@@ -595,14 +614,17 @@ def start_elasticsearch(settings: Settings) -> subprocess.Popen[bytes] | None:
             )
     user = _ensure_es_user(settings.es_user)
     home = fetch_elasticsearch(settings)
-    conf = home / "config"
+    run = settings.es_run
+    if fresh:
+        shutil.rmtree(run, ignore_errors=True)  # fresh per `up`
+    (run / "data").mkdir(parents=True, exist_ok=True)
+    (run / "logs").mkdir(exist_ok=True)
+    conf = settings.es_conf
+    if conf != home / "config" and not conf.exists():
+        shutil.copytree(home / "config", conf)
     (conf / "elasticsearch.yml").write_text(_es_yml(settings))
     (conf / "jvm.options.d").mkdir(exist_ok=True)
     (conf / "jvm.options.d" / "heap.options").write_text(f"-Xms{settings.es_heap}\n-Xmx{settings.es_heap}\n")
-    run = settings.es_run
-    shutil.rmtree(run, ignore_errors=True)  # fresh per `up`
-    (run / "data").mkdir(parents=True)
-    (run / "logs").mkdir()
     settings.run.mkdir(parents=True, exist_ok=True)
     _chown_tree(home, user.pw_uid, user.pw_gid)
     _chown_tree(run, user.pw_uid, user.pw_gid)
@@ -834,17 +856,16 @@ def resume(svc: str, settings: Settings | None = None) -> int:
 
 def restart(svc: str, settings: Settings | None = None, timeout: float = 120.0) -> float:
     """Start a stopped or killed service again on the same ports, keeping its data; wait until ready.
-    Returns seconds to ready. Only Kafka keeps its data dir this way (Elasticsearch is paused instead)."""
+    Returns seconds to ready."""
     settings = _load_state(settings or Settings())
-    if svc != KAFKA:
-        raise ServiceError(f"restart keeps data for kafka only; pause/resume {svc} instead")
     if running_pid(svc, settings):
         raise ServiceError(f"{svc} is still running; kill or stop it first")
     t0 = time.monotonic()
     deadline = t0 + 30
-    while any(_port_open(p) for p in (settings.kafka_port, settings.controller_port)) and time.monotonic() < deadline:
+    ports = (settings.kafka_port, settings.controller_port) if svc == KAFKA else (settings.es_port, settings.es_port + 100)
+    while any(_port_open(p) for p in ports) and time.monotonic() < deadline:
         time.sleep(0.1)  # the old listener sockets are closing
-    proc = start_kafka(settings, fresh=False)
+    proc = start_kafka(settings, fresh=False) if svc == KAFKA else start_elasticsearch(settings, fresh=False)
     if proc is not None:
         _RESTARTED.append(proc)  # the broker outlives this call: keep its Popen (no "still running" warning)
     return _wait([svc], settings, {svc: proc}, timeout, t0)[svc]

@@ -17,9 +17,11 @@ from pipeline.schema import Anomaly, Event
 from pipeline.schema import ts as to_datetime
 
 from .decoders.base import DecoderSpec, Direction, FrameMeta, event_id, make_event
+from .decoders.ether import TRANSPORT as ETHERNET, EtherFrame
 from .flows import Flow, FlowTable, flow_event, icmp_ports, make_conn
 from .packet import (
-    ACK, FIN, LATER_FRAGMENT, NOT_FRAGMENT, PROTO_ICMP, PROTO_ICMP6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, RST, SYN, parse,
+    ACK, FIN, LATER_FRAGMENT, NOT_FRAGMENT, PROTO_ICMP, PROTO_ICMP6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, RST, SYN, mac_str, parse,
+    parse_l2,
 )  # fmt: skip
 from .pcapfile import CaptureReader, ProgressHook
 from .reassembly import MAX_PENDING_BYTES, Chunk, TcpStream
@@ -100,7 +102,12 @@ class Sensor:
         self.file = file
         self.report = report if report is not None else DecodeReport(file=file, sha256=file_sha256)
         self._servers: dict[tuple[int, int], DecoderSpec] = {}
+        self._ethertypes: dict[int, DecoderSpec] = {}  # layer-2 decoders (GOOSE, PROFINET) by ethertype
+        self._l2: dict[str, Any] = {}  # their one instance per protocol, created at the first frame
         for spec in registry.values():
+            if spec.transport == ETHERNET:
+                for etype in spec.default_ports:
+                    self._ethertypes.setdefault(etype, spec)
             proto = _TRANSPORTS.get(spec.transport)
             if proto is not None:
                 for port in spec.default_ports:
@@ -130,6 +137,8 @@ class Sensor:
         p = parse(linktype, data)
         if p is None:
             rep.non_ip += 1
+            if self._ethertypes:
+                self._layer2(frame_no, ts, linktype, data, out)
             return self._count(out)
         if p.fragment == LATER_FRAGMENT:
             rep.fragments += 1
@@ -184,6 +193,12 @@ class Sensor:
         for flow in list(self.flows):
             self._end(flow, out)
         self._closing.clear()
+        for name, dec in self._l2.items():
+            try:
+                out.extend(dec.close())
+            except Exception:
+                self.report.decoder_errors += 1
+                log.exception("layer-2 decoder %s raised at the end of %s", name, self.file or "live")
         return self._count(out)
 
     # ------------------------------------------------------------ flows
@@ -287,6 +302,32 @@ class Sensor:
         )
 
     # ------------------------------------------------------------ decoders
+
+    def _layer2(self, frame_no: int, ts: float, linktype: int, data: bytes, out: list[Event]) -> None:
+        """A non-IP frame of a registered ethertype goes to its protocol's one decoder."""
+        l2 = parse_l2(linktype, data)
+        if l2 is None:
+            return
+        etype, off, src, dst, vlan = l2
+        spec = self._ethertypes.get(etype)
+        if spec is None:
+            return
+        dec = self._l2.get(spec.name)
+        if dec is None:
+            dec = self._l2[spec.name] = spec.flow()
+        frame = EtherFrame(
+            frame=frame_no, time=to_datetime(ts), src_mac=mac_str(src), dst_mac=mac_str(dst), vlan=vlan, ethertype=etype,
+            file_sha256=self.file_sha256, file=self.file, observer_id=self.observer_id, organization_id=self.organization_id,
+        )
+        try:
+            events = dec.feed(memoryview(data)[off:], frame)
+        except Exception:  # a decoder bug costs its state (a fresh instance takes over), never the capture
+            self.report.decoder_errors += 1
+            log.exception("layer-2 decoder %s raised on %s frame %s; its state was reset", spec.name, self.file or "live", frame_no)
+            self._l2[spec.name] = spec.flow()
+            return
+        if events:
+            out.extend(events)
 
     def _meta(self, frame: int, epoch: float, flow: Flow) -> FrameMeta:
         return FrameMeta(

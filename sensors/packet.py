@@ -288,3 +288,47 @@ def _parse(linktype: int, data: bytes) -> Packet | None:
             return None
         p.sport, p.dport = _HH.unpack_from(data, l4)
     return p
+
+
+def parse_l2(linktype: int, data: bytes) -> tuple[int, int, bytes | None, bytes | None, tuple[int, ...]] | None:
+    """(ethertype, payload offset, source MAC, destination MAC, VLAN ids) of an Ethernet or Linux cooked frame.
+
+    For the layer-2 industrial protocols (GOOSE, PROFINET RT/DCP); called only for frames `parse`
+    rejected, so IP traffic never pays for it. None for other link types, 802.3 length fields and
+    short frames; never raises.
+    """
+    n = len(data)
+    src = dst = None
+    if linktype == 1:
+        if n < 14:
+            return None
+        etype = _H.unpack_from(data, 12)[0]
+        off = 14
+        dst, src = data[0:6], data[6:12]
+    elif linktype == 113:
+        if n < 16:
+            return None
+        hatype, alen = _HH.unpack_from(data, 2)
+        etype = _H.unpack_from(data, 14)[0]
+        off = 16
+        if hatype == 1 and alen == 6:
+            src = data[6:12]
+    elif linktype == 276:
+        if n < 20:
+            return None
+        etype = _H.unpack_from(data, 0)[0]
+        if _H.unpack_from(data, 8)[0] == 1 and data[11] == 6:
+            src = data[12:18]
+        off = 20
+    else:
+        return None
+    vlan = _NO_VLAN
+    while etype in _VLAN_TPIDS:
+        if n < off + 4:
+            return None
+        tci, etype = _HH.unpack_from(data, off)
+        vlan = vlan + (tci & 0x0FFF,)
+        off += 4
+    if etype < 0x0600:  # an 802.3 length, not an ethertype (LLC/SNAP frames)
+        return None
+    return etype, off, src, dst, vlan

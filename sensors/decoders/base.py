@@ -75,9 +75,9 @@ class FlowDecoder(Protocol):
 @dataclass(frozen=True)
 class DecoderSpec:
     name: str
-    default_ports: tuple[int, ...]
-    transport: str  # "tcp" | "udp"
-    flow: type  # class implementing FlowDecoder, constructed with no arguments
+    default_ports: tuple[int, ...]  # for transport "ethernet": ethertypes
+    transport: str  # "tcp" | "udp" | "ethernet" (layer 2, see ether.py)
+    flow: type  # class implementing FlowDecoder (ethernet: ether.EtherDecoder), constructed with no arguments
 
 
 def event_id(meta: FrameMeta, seq: int, kind: str = "") -> str:
@@ -149,13 +149,18 @@ def _envelope(c: Conn) -> list[object]:
     Built once per connection and shared by its events: the structs are frozen, so sharing them
     is invisible to readers (and saves building five structs per event).
     """
-    a = Endpoint(ip=c.orig_ip, port=c.orig_port, mac=c.orig_mac)
-    b = Endpoint(ip=c.resp_ip, port=c.resp_port, mac=c.resp_mac)
-    related = Related(ip=sorted({c.orig_ip, c.resp_ip}))
+    if not c.orig_ip:  # layer 2 (GOOSE, PROFINET DCP, sensors/decoders/ether.py): link addresses only
+        a, b, related = Endpoint(mac=c.orig_mac), Endpoint(mac=c.resp_mac), None
+    else:
+        a = Endpoint(ip=c.orig_ip, port=c.orig_port, mac=c.orig_mac)
+        b = Endpoint(ip=c.resp_ip, port=c.resp_port, mac=c.resp_mac)
+        related = Related(ip=sorted({c.orig_ip, c.resp_ip}))
     return [(a, b, related, {}), (b, a, related, {}), None]  # per direction: source, destination, related, network by dataset
 
 
 def _network(c: Conn, dataset: str, orig: bool) -> Network:
+    if not c.orig_ip:  # layer 2: no transport, IP version or community id
+        return Network(protocol=dataset, direction="request" if orig else "response", is_orig=orig, vlan_id=list(c.vlan_id) or None)
     return Network(
         transport=c.transport,
         protocol=dataset,

@@ -151,8 +151,21 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     print(f"detect: consuming {settings.topic('events')} as group {settings.detect_group!r} on {settings.kafka_servers if settings.uses_kafka else 'the embedded bus'}",
           file=sys.stderr, flush=True)
+    anomaly = None
+    if args.model:
+        from detection.anomaly.engine import AnomalyEngine
+        from detection.anomaly.exceptions import AnomalyError
+
+        try:
+            anomaly = AnomalyEngine(settings.organization_id, model_dir=args.model)
+        except AnomalyError as e:
+            print(f"qinling: {e}", file=sys.stderr)
+            return 2
+        print(f"detect: anomaly model {anomaly.version} of site {anomaly.site!r} (a retrained model in {args.model} "
+              f"replaces it between batches)", file=sys.stderr, flush=True)
     try:
-        stats = run_detect(settings, stop, store=store, max_records=args.max_records, before_commit=before_commit)
+        stats = run_detect(settings, stop, store=store, max_records=args.max_records, before_commit=before_commit,
+                           anomaly=anomaly)
     finally:
         if store is not None:
             store.close()
@@ -270,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     de = sub.add_parser("detect", help="worker: events topic → detection → alerts topic (until SIGTERM)")
     de.add_argument("--bus", help="kafka://HOST:PORT[,HOST:PORT] (default: settings)")
     de.add_argument("--max-records", type=int, default=2000, help="records per micro-batch")
+    de.add_argument("--model", metavar="DIR", help="also anomaly detection with the site's model (`qinling learn --out DIR`); "
+                    "a model of another site is refused; a retrained model is picked up between batches")
     de.add_argument("--pause-before-commit", type=float, default=0.0, help=argparse.SUPPRESS)  # fault tests
     common(de)
     de.set_defaults(func=cmd_detect)

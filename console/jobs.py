@@ -412,8 +412,8 @@ def _caught_up(committed: Mapping[tuple[str, int], int], topic: str, start: Mapp
 
 
 def detect_worker(settings: Settings, bus: Bus, *, max_records: int = BATCH, rewind: int | None = None,
-                  on_alerts: Any = None, before_commit: Any = None) -> Any:
-    """A DetectWorker consuming the events topic as group `settings.detect_group`."""
+                  on_alerts: Any = None, before_commit: Any = None, anomaly: Any = None) -> Any:
+    """A DetectWorker consuming the events topic as group `settings.detect_group` (`anomaly`: an AnomalyEngine beside the rules)."""
     from detection.worker import DetectWorker
 
     engine, assets = load_engine(settings)
@@ -422,7 +422,7 @@ def detect_worker(settings: Settings, bus: Bus, *, max_records: int = BATCH, rew
     consumer = bus.consumer(topics, group=settings.detect_group, rewind=n) if n and not isinstance(bus, EmbeddedBus) else \
         bus.consumer(topics, group=settings.detect_group)  # type: ignore[call-arg]
     return DetectWorker(engine, assets, consumer, bus.producer(), alerts_topic=settings.topic(TOPIC_ALERTS),
-                        max_records=max_records, on_alerts=on_alerts, before_commit=before_commit)
+                        max_records=max_records, on_alerts=on_alerts, before_commit=before_commit, anomaly=anomaly)
 
 
 def run_detect(settings: Settings, stop: threading.Event, *, bus: Bus | None = None, store: Store | None = None,

@@ -17,6 +17,14 @@ alerts were published by the previous owner before it committed). Records this w
 applied (a redelivery after a broker restart or failed commit) are skipped, so nothing is counted
 twice in a window.
 
+Anomaly detection (`anomaly=`, a `detection.anomaly.engine.AnomalyEngine` holding one site's model)
+runs beside the rules on the same records and its alerts take the same path (published, flushed,
+then committed). Between two micro-batches, at most every `reload_every` seconds, the worker asks
+the engine to swap in its model directory's current version (`reload_if_changed`): a model
+retrained meanwhile replaces the old one at a batch boundary, with the detectors' state kept, so
+no alert of a batch in flight is lost or raised twice. A model that fails to load (other site,
+bad checksum) is logged and the old one kept.
+
 Limitation, by design: rules keyed by *source* across assets (an address sweep over several PLCs,
 a ListIdentity scan) see only the assets of this worker's partitions; with several workers such
 a sweep may be split and detected late or not at all. One worker (or one partition) sees all.
@@ -30,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pipeline import schema
 from pipeline.bus import Consumer, Producer, Record
@@ -37,8 +46,12 @@ from pipeline.exceptions import BusError
 from pipeline.keys import asset_key
 from pipeline.schema import Event
 
+from .anomaly.exceptions import AnomalyError
 from .assets import AssetTracker
 from .engine import DetectionEngine
+
+if TYPE_CHECKING:
+    from .anomaly.engine import AnomalyEngine
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
@@ -52,6 +65,8 @@ class DetectStats:
     alerts: int = 0
     batches: int = 0
     bus_errors: int = 0
+    model_reloads: int = 0  # anomaly model versions swapped in while running
+    model_errors: int = 0  # retrained models that failed to load (the old one was kept)
     committed: dict[TP, int] = field(default_factory=dict)  # (topic, partition) -> next offset committed
 
 
@@ -71,6 +86,8 @@ class DetectWorker:
         max_backoff: float = 10.0,
         on_alerts: Callable[[list[Event]], None] | None = None,
         before_commit: Callable[[list[Record]], None] | None = None,
+        anomaly: AnomalyEngine | None = None,
+        reload_every: float = 5.0,
     ) -> None:
         self.engine, self.assets = engine, assets
         self.consumer, self.producer = consumer, producer
@@ -79,6 +96,8 @@ class DetectWorker:
         self.backoff, self.max_backoff = backoff, max_backoff
         self.on_alerts = on_alerts
         self.before_commit = before_commit
+        self.anomaly, self.reload_every = anomaly, reload_every
+        self._checked = time.monotonic()
         self.stats = DetectStats()
         self._applied: dict[TP, int] = {}  # next offset not yet applied to the engine's state
 
@@ -104,8 +123,33 @@ class DetectWorker:
             return next(iter(parts.values()))
         return heapq.merge(*(parts[k] for k in sorted(parts)), key=lambda re: re[1].timestamp)
 
+    def reload_model(self, force: bool = False) -> bool:
+        """Between batches: swap in the anomaly model directory's current version if it changed."""
+        if self.anomaly is None or (not force and time.monotonic() - self._checked < self.reload_every):
+            return False
+        self._checked = time.monotonic()
+        try:
+            swapped = self.anomaly.reload_if_changed()
+        except AnomalyError as e:
+            self.stats.model_errors += 1
+            log.warning("detect: new anomaly model not loaded, keeping the current one: %s", e)
+            return False
+        if swapped:
+            self.stats.model_reloads += 1
+            log.info("detect: anomaly model %s of site %r now in use", self.anomaly.version, self.anomaly.site)
+        return swapped
+
+    def _detect(self, ev: Event) -> list[Event]:
+        raised = self.engine.process(ev)
+        if self.anomaly is not None:
+            more = self.anomaly.process(ev)
+            if more:
+                raised = [*raised, *more]
+        return raised
+
     def step(self, stop: threading.Event) -> int:
         """Consume, detect, publish, commit one micro-batch. Returns the records it consumed."""
+        self.reload_model()
         batch = self._gather(stop)
         if not batch:
             return 0
@@ -117,7 +161,7 @@ class DetectWorker:
                 self.stats.skipped += 1
                 continue
             self._applied[tp] = r.offset + 1
-            raised = self.engine.process(ev)
+            raised = self._detect(ev)
             self.assets.observe(ev)
             if r.offset < warm.get(tp, -1):
                 self.stats.warmup += 1  # state only: the previous owner published these alerts
@@ -191,8 +235,10 @@ class DetectWorker:
         return self.stats
 
     def finish(self, stop: threading.Event | None = None) -> list[Event]:
-        """End of input: publish whatever the engine still holds (today's detectors hold nothing)."""
+        """End of input: publish whatever the engines still hold (a polling cycle that stopped at the end)."""
         held = self.engine.finish()
+        if self.anomaly is not None:
+            held = [*held, *self.anomaly.finish()]
         if held and self._publish(held, stop or threading.Event()):
             for a in held:
                 self.assets.note_alert(a)

@@ -119,6 +119,11 @@ class AnomalyEngine:
             self.trainer = ModelTrainer(site)
 
     @property
+    def version(self) -> str | None:
+        """The model directory version in use (None: learned in memory, or still learning)."""
+        return self._version
+
+    @property
     def phase(self) -> str:
         return "protecting" if self.model is not None else "learning"
 
@@ -169,6 +174,9 @@ class AnomalyEngine:
     def process(self, event: Event) -> list[Event]:
         if event.event.kind != "event":
             return []
+        org = event.organization
+        if org is not None and org.id and org.id != self.site:
+            return []  # another enterprise's traffic on a shared topic: not this site's model to judge
         with self._lock:
             t = event.timestamp
             if self.first is None:

@@ -1,8 +1,8 @@
 """Stores for events, alerts and assets behind one query interface (SQLite | Elasticsearch)."""
 
-from .base import Page, Query, Store
+from .base import Facet, Page, Query, Store
 
-__all__ = ["Page", "Query", "Store", "open_store"]
+__all__ = ["Facet", "Page", "Query", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:

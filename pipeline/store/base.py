@@ -1,8 +1,9 @@
-"""The query interface every store implements: filters, pagination, counts by field and time bucket."""
+"""The query interface every store implements: filters, pagination, counts by field and time bucket, facets."""
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,8 @@ T = TypeVar("T")
 class Query:
     """What to select. Every store honours every field; tenancy (`organization`) is enforced here."""
 
-    # dotted serialized field -> value, or a list/tuple of values (any of them)
+    # dotted serialized field -> value, or a list/tuple of values (any of them). On IP fields (`*.ip`,
+    # `related.ip`, an asset's `ip`) a value may be an `ipaddress.ip_network(...)`: any address inside it.
     filters: Mapping[str, Any] = field(default_factory=dict)
     start: dt.datetime | None = None  # on @timestamp (assets: last_seen), inclusive
     end: dt.datetime | None = None  # exclusive
@@ -41,6 +43,39 @@ class Page(Generic[T]):
     @property
     def pages(self) -> int:
         return max(1, math.ceil(self.total / self.size)) if self.size else 1
+
+
+@dataclass(frozen=True)
+class Facet:
+    """One field's most frequent values among the documents a Query selects (a terms aggregation).
+
+    `buckets` are ordered like `count_by` (count descending, then value ascending), and a value's count is
+    the number of documents that adding `{field: value}` to the query's filters would select (for a list
+    field: documents holding that value). `missing` counts the selected documents without a value (a list
+    field: an empty one) — what `{field: None}` would select.
+    """
+
+    field: str
+    buckets: list[tuple[Any, int]]
+    missing: int
+
+
+def ip_network(value: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """A network filter value as both stores compare it: IPv4-mapped IPv6 networks become IPv4 ones
+    (Elasticsearch stores ::ffff:a.b.c.d as a.b.c.d)."""
+    if isinstance(value, ipaddress.IPv6Network) and value.prefixlen >= 96 and value.network_address.ipv4_mapped:
+        v4 = value.network_address.ipv4_mapped
+        return str(ipaddress.IPv4Network(f"{v4}/{value.prefixlen - 96}"))
+    return str(value)
+
+
+def is_network(value: Any) -> bool:
+    return isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network))
+
+
+def is_ip_field(name: str) -> bool:
+    """Fields holding IP addresses (mapped as `ip` in Elasticsearch): the only ones a network may filter."""
+    return name.rsplit(".", 1)[-1] == "ip"
 
 
 class Store(ABC):
@@ -67,6 +102,10 @@ class Store(ABC):
     @abstractmethod
     def count_by(self, index: Index, field: str, query: Query, top: int = 10) -> list[tuple[Any, int]]:
         """Most frequent values of `field` among matching documents, most frequent first."""
+
+    @abstractmethod
+    def facets(self, index: Index, fields: Sequence[str], query: Query, top: int = 10) -> dict[str, Facet]:
+        """`Facet` of each field (duplicates once) among the documents `query` selects, read together."""
 
     @abstractmethod
     def histogram(self, index: Literal["events", "alerts"], query: Query, interval: dt.timedelta) -> list[tuple[dt.datetime, int]]:

@@ -29,13 +29,15 @@ pass `refresh_on_write=True` for read-your-writes at a throughput cost.
 
 The integ-test distribution has no ingest pipelines, painless, ILM or data streams; this module uses
 none: enrichment happens in Python, retention deletes whole daily indices
-(`delete_indices_older_than`). Aggregations used: `terms`, `date_histogram` (both in the server).
+(`delete_indices_older_than`). Aggregations used: `terms`, `missing`, `date_histogram` (all in the
+server). A network filter (`ipaddress.ip_network`) is a `term` on the `ip` field itself, which takes CIDR.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import logging
 import re
 import time
@@ -48,7 +50,7 @@ import msgspec.inspect as mi
 from .. import schema
 from ..exceptions import QueryError, StoreError
 from ..schema import Asset, Event
-from .base import Index, Page, Query, Store
+from .base import Facet, Index, Page, Query, Store, ip_network, is_ip_field, is_network
 
 try:
     from elasticsearch import ApiError, Elasticsearch, TransportError
@@ -222,6 +224,8 @@ def _es_value(f: _Field, v: Any) -> Any:
         return _time_value(f.name, v)
     if isinstance(v, dt.datetime):
         return _iso(v)
+    if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(v)
     if isinstance(v, (str, int, float, bool)):
         return v
     raise QueryError(f"filter {f.name}: unsupported value {v!r} ({type(v).__name__}); use str, int, float, bool or datetime")
@@ -233,6 +237,32 @@ def _wildcard_escape(s: str) -> str:
 
 def _day(d: dt.datetime) -> str:
     return _utc(d).strftime("%Y.%m.%d")
+
+
+class _HeadInfo(msgspec.Struct):
+    kind: str
+    id: str | None = None
+
+
+class _Head(msgspec.Struct):
+    """What the write path needs of an encoded event; msgspec skips every other field unparsed."""
+
+    timestamp: dt.datetime = msgspec.field(name="@timestamp")
+    event: _HeadInfo
+
+
+_head_decoder = msgspec.json.Decoder(_Head)
+_json = msgspec.json.Encoder()
+_ID_KEY = b',"' + ID_FIELD.encode() + b'":'
+
+
+def _with_id(raw: bytes, doc_id: str) -> bytes:
+    """The encoded document (a JSON object) with the id field added, spliced in as bytes."""
+    return raw.rstrip()[:-1] + _ID_KEY + _json.encode(doc_id) + b"}"
+
+
+def _bulk_line(index: str, doc_id: str, src: bytes) -> bytes:
+    return _json.encode({"index": {"_index": index, "_id": doc_id}}) + b"\n" + src + b"\n"
 
 
 # ---------------------------------------------------------------- the store
@@ -334,18 +364,18 @@ class ElasticStore(Store):
 
     # ---------------------------------------------------------- writes
 
-    def _bulk(self, docs: list[tuple[str, str, dict[str, Any]]], what: str) -> None:
-        """Index (index, id, source) documents; retry failed items; raise StoreError with the count left."""
+    def _bulk(self, docs: list[tuple[str, str, bytes]], what: str) -> None:
+        """Index (index, id, source JSON) documents in one `_bulk` request (a newline-delimited body
+        joined from bytes, no per-document dicts); retry failed items; raise StoreError with the
+        count left. Durable on return: the node fsyncs its translog before answering."""
         pending = docs
         delay = self.backoff
         last_error = ""
         for attempt in range(self.retries + 1):
-            ops: list[dict[str, Any]] = []
-            for index, doc_id, src in pending:
-                ops.append({"index": {"_index": index, "_id": doc_id}})
-                ops.append(src)
+            body = b"".join(_bulk_line(index, doc_id, src) for index, doc_id, src in pending)
             try:
-                resp = self.es.bulk(operations=ops, refresh=self.refresh_on_write)
+                resp = self.es.bulk(operations=body, refresh=self.refresh_on_write,
+                                    filter_path="errors,items.*.status,items.*.error")
             except (ESConnectionError, TransportError) as e:
                 last_error = str(e)
                 retry = pending
@@ -384,22 +414,42 @@ class ElasticStore(Store):
         )
 
     def write(self, events: Sequence[Event]) -> None:
-        docs: list[tuple[str, str, dict[str, Any]]] = []
+        docs: list[tuple[str, str, bytes]] = []
         for ev in events:
-            src = schema.to_dict(ev)
-            doc_id = ev.event.id or "sha256:" + hashlib.sha256(schema.encode(ev)).hexdigest()
-            src[ID_FIELD] = doc_id
+            raw = schema.encode(ev)
+            doc_id = ev.event.id or "sha256:" + hashlib.sha256(raw).hexdigest()
             index = "alerts" if ev.event.kind == "alert" else "events"
-            docs.append((self.index_name(index, ev.timestamp), doc_id, src))
+            docs.append((self.index_name(index, ev.timestamp), doc_id, _with_id(raw, doc_id)))
         if docs:
             self._bulk(docs, "write")
 
+    def write_encoded(self, values: Sequence[bytes]) -> int:
+        """Index events given as their JSON encoding (`schema.encode`, what the bus carries) without
+        decoding them into structs: only `@timestamp`, `event.id` and `event.kind` are read (for the
+        daily index and the id); the strict mapping rejects what the schema does not know. Durable on
+        return, searchable after the next refresh (`refresh_interval` 1 s, or `flush()`). Returns the
+        number of alerts among them."""
+        docs: list[tuple[str, str, bytes]] = []
+        alerts = 0
+        for raw in values:
+            try:
+                head = _head_decoder.decode(raw)
+            except msgspec.DecodeError as e:
+                raise StoreError(f"write: a record is not an encoded event ({e}): {bytes(raw[:80])!r}") from e
+            info = head.event
+            doc_id = info.id or "sha256:" + hashlib.sha256(raw).hexdigest()
+            if info.kind == "alert":
+                alerts += 1
+                index = "alerts"
+            else:
+                index = "events"
+            docs.append((self.index_name(index, head.timestamp), doc_id, _with_id(raw, doc_id)))
+        if docs:
+            self._bulk(docs, "write")
+        return alerts
+
     def write_assets(self, assets: Sequence[Asset]) -> None:
-        docs = []
-        for a in assets:
-            src = schema.to_dict(a)
-            src[ID_FIELD] = a.id
-            docs.append((self.index_name("assets"), a.id, src))
+        docs = [(self.index_name("assets"), a.id, _with_id(schema.encode(a), a.id)) for a in assets]
         if docs:
             self._bulk(docs, "write_assets")
 
@@ -457,28 +507,47 @@ class ElasticStore(Store):
         self._check_index(index, ("events", "alerts", "assets"))
         if not isinstance(top, int) or isinstance(top, bool) or top < 1:
             raise QueryError(f"count_by: top must be a positive integer, got {top!r}")
-        f = _field(index, field, purpose="count_by")
-        if f.kind in ("struct", "dict") or (f.kind == "array" and f.elem is None):
-            raise QueryError(f"count_by: {field!r} is an object; count by one of its fields")
-        body = {
-            "query": self._query(index, query),
-            "size": 0,
-            "track_total_hits": False,
-            "aggs": {
-                "by": {
-                    "terms": {
-                        "field": f.es,
-                        "size": top,
-                        "shard_size": max(top * 20, 1000),
-                        "order": [{"_count": "desc"}, {"_key": "asc"}],
-                    }
-                }
-            },
-        }
+        f = self._countable(index, field, "count_by")
+        body = {"query": self._query(index, query), "size": 0, "track_total_hits": False, "aggs": {"by": self._terms(f, top)}}
         r = self._search_raw(index, body, "count_by")
+        return self._keys(f, r.get("aggregations", {}).get("by", {}).get("buckets", []))
+
+    def facets(self, index: Index, fields: Sequence[str], query: Query, top: int = 10) -> dict[str, Facet]:
+        self._check_index(index, ("events", "alerts", "assets"))
+        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+            raise QueryError(f"facets: top must be a positive integer, got {top!r}")
+        if isinstance(fields, str):
+            raise QueryError(f"facets: fields is a list of field names, got the string {fields!r}")
+        wanted = [self._countable(index, name, "facets") for name in dict.fromkeys(fields)]
+        if not wanted:
+            return {}
+        aggs: dict[str, Any] = {}
+        for i, f in enumerate(wanted):  # one request: every facet counts the same documents
+            aggs[f"t{i}"] = self._terms(f, top)
+            aggs[f"m{i}"] = {"missing": {"field": f.es}}
+        body = {"query": self._query(index, query), "size": 0, "track_total_hits": False, "aggs": aggs}
+        got = self._search_raw(index, body, "facets").get("aggregations", {})
+        return {f.name: Facet(f.name, self._keys(f, got.get(f"t{i}", {}).get("buckets", [])),
+                              int(got.get(f"m{i}", {}).get("doc_count", 0)))
+                for i, f in enumerate(wanted)}
+
+    @staticmethod
+    def _countable(index: str, field: str, purpose: str) -> _Field:
+        f = _field(index, field, purpose=purpose)
+        if f.kind in ("struct", "dict") or (f.kind == "array" and f.elem is None):
+            raise QueryError(f"{purpose}: {field!r} is an object; count by one of its fields")
+        return f
+
+    @staticmethod
+    def _terms(f: _Field, top: int) -> dict[str, Any]:
+        return {"terms": {"field": f.es, "size": top, "shard_size": max(top * 20, 1000),
+                          "order": [{"_count": "desc"}, {"_key": "asc"}]}}
+
+    @staticmethod
+    def _keys(f: _Field, buckets: list[dict[str, Any]]) -> list[tuple[Any, int]]:
         kind = f.elem or f.kind
         out: list[tuple[Any, int]] = []
-        for b in r.get("aggregations", {}).get("by", {}).get("buckets", []):
+        for b in buckets:
             key = b["key"]
             if kind == "boolean":
                 key = bool(key)
@@ -598,11 +667,16 @@ class ElasticStore(Store):
         present = [v for v in values if v is not None]
         if f.kind == "array" and None in values and present:
             raise QueryError(f"filter {f.name}: None cannot be mixed with values")
+        nets = [ip_network(v) for v in present if is_network(v)]
+        if nets and not (is_ip_field(f.name) and (f.elem or f.kind) == "ip"):
+            raise QueryError(f"filter {f.name}: a network (CIDR) filters IP fields only, such as source.ip")
+        present = [v for v in present if not is_network(v)]
         parts: list[dict[str, Any]] = []
         if present:
             es_values = [_es_value(f, v) for v in present]
             parts.append({"term": {f.es: es_values[0]}} if len(es_values) == 1 else {"terms": {f.es: es_values}})
-        if len(present) < len(values):
+        parts.extend({"term": {f.name: net}} for net in nets)  # the ip field itself takes CIDR
+        if len(present) + len(nets) < len(values):
             parts.append(missing)
         return parts[0] if len(parts) == 1 else {"bool": {"should": parts, "minimum_should_match": 1}}
 

@@ -18,7 +18,9 @@ processes (a replay writing while the console reads) proceed concurrently.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import ipaddress
 import re
 import sqlite3
 import threading
@@ -34,7 +36,7 @@ import msgspec.inspect as mi
 from .. import schema
 from ..exceptions import QueryError, StoreError
 from ..schema import Asset, Event
-from .base import Index, Page, Query, Store
+from .base import Facet, Index, Page, Query, Store, ip_network, is_ip_field, is_network
 
 SCHEMA_VERSION = 1
 MAX_PAGE_SIZE = 10_000
@@ -207,10 +209,39 @@ def _time_value(field: str, v: Any) -> float:
     raise QueryError(f"filter {field}: {v!r} is not a time (give a datetime or an ISO 8601 string)")
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text)
+
+
+def _ip_in(value: Any, network: str) -> int:
+    """SQL function qn_ip_in(value, network): 1 when the text `value` is an address inside `network`.
+    Not an address (or not text): 0, as Elasticsearch's ip field never matches it either."""
+    if not isinstance(value, str):
+        return 0
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return 0
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return int(addr in _parsed_network(network))
+
+
+def _split_networks(field: _Field, values: list[Any]) -> tuple[list[Any], list[str]]:
+    """(plain values, networks as text): networks only on IP fields."""
+    nets = [ip_network(v) for v in values if is_network(v)]
+    if nets and not (is_ip_field(field.name) and any(field.name in kinds for kinds in _KINDS.values())):
+        raise QueryError(f"filter {field.name}: a network (CIDR) filters IP fields only, such as source.ip")
+    return [v for v in values if not is_network(v)], nets
+
+
 def _sql_value(field: _Field, v: Any) -> Any:
     """A filter value as SQLite sees the JSON value of that field."""
     if field.column == "ts":
         return _time_value(field.name, v)
+    if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(v)
     if isinstance(v, dt.datetime):
         return msgspec.to_builtins(v)  # the same RFC 3339 text the encoder wrote
     if isinstance(v, bool):
@@ -238,6 +269,7 @@ class SQLiteStore(Store):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._db.create_function("qn_ip_in", 2, _ip_in, deterministic=True)
             self._migrate()
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"{self.path}: cannot open the SQLite store: {e}; check the path and its permissions") from e
@@ -346,33 +378,71 @@ class SQLiteStore(Store):
 
     def count_by(self, index: Index, field: str, query: Query, top: int = 10) -> list[tuple[Any, int]]:
         table = self._table(index, ("events", "alerts", "assets"))
-        if not isinstance(top, int) or top < 1:
+        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
             raise QueryError(f"count_by: top must be a positive integer, got {top!r}")
         f = _field(table, field, purpose="count_by")
         where, params = self._where(table, query)
+        sql, sql_params = self._count_sql(table, f, where, params, top, "count_by")
+        with self._tx() as db:
+            rows = db.execute(sql, sql_params).fetchall()
+        return self._keys(f, rows)
+
+    def facets(self, index: Index, fields: Sequence[str], query: Query, top: int = 10) -> dict[str, Facet]:
+        table = self._table(index, ("events", "alerts", "assets"))
+        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+            raise QueryError(f"facets: top must be a positive integer, got {top!r}")
+        if isinstance(fields, str):
+            raise QueryError(f"facets: fields is a list of field names, got the string {fields!r}")
+        wanted = [_field(table, name, purpose="facets") for name in dict.fromkeys(fields)]
+        where, params = self._where(table, query)
+        plans = []
+        for f in wanted:
+            sql, sql_params = self._count_sql(table, f, where, params, top, "facets")
+            absent, absent_params = self._absent(f)
+            plans.append((f, sql, sql_params, f"SELECT COUNT(*) FROM {table} AS t WHERE {where} AND {absent}",
+                          [*params, *absent_params]))
+        out: dict[str, Facet] = {}
+        with self._tx() as db:  # one snapshot: every facet counts the same documents
+            for f, sql, sql_params, missing_sql, missing_params in plans:
+                rows = db.execute(sql, sql_params).fetchall()
+                (missing,) = db.execute(missing_sql, missing_params).fetchone()
+                out[f.name] = Facet(f.name, self._keys(f, rows), missing)
+        return out
+
+    def _count_sql(self, table: str, f: _Field, where: str, params: list[Any], top: int, purpose: str) -> tuple[str, list[Any]]:
+        """SELECT value, count over the documents `where` selects, most frequent first, then by value."""
         if f.kind == "element":
             sql = (
                 f"SELECT json_extract(j.value, ?) AS v, COUNT(*) AS n FROM {table} AS t, json_each(t.doc, ?) AS j"
                 f" WHERE {where} AND v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT ?"
             )
-            params = [f.sub, f.path, *params, top]
-        elif f.kind == "array":
+            return sql, [f.sub, f.path, *params, top]
+        if f.kind == "array":
             sql = (
                 f"SELECT j.value AS v, COUNT(*) AS n FROM {table} AS t, json_each(t.doc, ?) AS j"
                 f" WHERE {where} GROUP BY v ORDER BY n DESC, v LIMIT ?"
             )
-            params = [f.path, *params, top]
-        elif f.kind in ("struct", "dict"):
-            raise QueryError(f"count_by: {field!r} is an object; count by one of its fields")
-        else:
-            expr, expr_params = self._expr(f)
-            sql = (
-                f"SELECT {expr} AS v, COUNT(*) AS n FROM {table} AS t"
-                f" WHERE {where} AND v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT ?"
-            )
-            params = [*expr_params, *params, top]
-        with self._tx() as db:
-            rows = db.execute(sql, params).fetchall()
+            return sql, [f.path, *params, top]
+        if f.kind in ("struct", "dict"):
+            raise QueryError(f"{purpose}: {f.name!r} is an object; count by one of its fields")
+        expr, expr_params = self._expr(f)
+        sql = (
+            f"SELECT {expr} AS v, COUNT(*) AS n FROM {table} AS t"
+            f" WHERE {where} AND v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT ?"
+        )
+        return sql, [*expr_params, *params, top]
+
+    def _absent(self, f: _Field) -> tuple[str, list[Any]]:
+        """The condition "this document has no value for f" (a list: empty; inside a list: no element has one)."""
+        if f.kind == "element":
+            return "NOT EXISTS (SELECT 1 FROM json_each(t.doc, ?) AS e WHERE json_extract(e.value, ?) IS NOT NULL)", [f.path, f.sub]
+        if f.kind == "array":
+            return "coalesce(json_array_length(t.doc, ?), 0) = 0", [f.path]
+        expr, expr_params = self._expr(f)
+        return f"{expr} IS NULL", expr_params
+
+    @staticmethod
+    def _keys(f: _Field, rows: list[Any]) -> list[tuple[Any, int]]:
         if f.kind == "bool":
             return [(bool(v), n) for v, n in rows]
         if f.kind == "datetime" and f.column == "ts":
@@ -459,36 +529,45 @@ class SQLiteStore(Store):
         if f.kind == "element":
             if None in values:
                 raise QueryError(f"filter {f.name}: None is not supported inside lists")
-            sql_values = [_sql_value(f, v) for v in values]
-            marks = ",".join("?" * len(sql_values))
-            return (
-                f"EXISTS (SELECT 1 FROM json_each(t.doc, ?) AS e WHERE json_extract(e.value, ?) IN ({marks}))",
-                [f.path, f.sub, *sql_values],
-            )
+            plain, nets = _split_networks(f, values)
+            cond, cond_params = self._any_of(f, "json_extract(e.value, ?)", [f.sub], plain, nets)
+            return f"EXISTS (SELECT 1 FROM json_each(t.doc, ?) AS e WHERE {cond})", [f.path, *cond_params]
         if f.kind == "array":
             if values == [None]:
                 return "coalesce(json_array_length(t.doc, ?), 0) = 0", [f.path]
             if None in values:
                 raise QueryError(f"filter {f.name}: None cannot be mixed with values")
-            sql_values = [_sql_value(f, v) for v in values]
-            marks = ",".join("?" * len(sql_values))
-            return f"EXISTS (SELECT 1 FROM json_each(t.doc, ?) WHERE value IN ({marks}))", [f.path, *sql_values]
+            plain, nets = _split_networks(f, values)
+            cond, cond_params = self._any_of(f, "value", [], plain, nets)
+            return f"EXISTS (SELECT 1 FROM json_each(t.doc, ?) WHERE {cond})", [f.path, *cond_params]
         expr, expr_params = self._expr(f)
-        present = [v for v in values if v is not None]
+        present, nets = _split_networks(f, [v for v in values if v is not None])
         parts: list[str] = []
         params: list[Any] = []
-        if present:
-            sql_values = [_sql_value(f, v) for v in present]
-            if len(sql_values) == 1:
-                parts.append(f"{expr} = ?")
-            else:
-                parts.append(f"{expr} IN ({','.join('?' * len(sql_values))})")
-            params.extend(expr_params)
-            params.extend(sql_values)
-        if len(present) < len(values):
+        if present or nets:
+            cond, cond_params = self._any_of(f, expr, expr_params, present, nets)
+            parts.append(cond)
+            params.extend(cond_params)
+        if len(present) + len(nets) < len(values):
             parts.append(f"{expr} IS NULL")
             params.extend(expr_params)
         return ("(" + " OR ".join(parts) + ")"), params
+
+    @staticmethod
+    def _any_of(f: _Field, expr: str, expr_params: list[Any], plain: list[Any], nets: list[str]) -> tuple[str, list[Any]]:
+        """`expr` equals one of `plain` or is an address inside one of `nets` (every value a parameter)."""
+        parts: list[str] = []
+        params: list[Any] = []
+        if plain:
+            sql_values = [_sql_value(f, v) for v in plain]
+            parts.append(f"{expr} = ?" if len(sql_values) == 1 else f"{expr} IN ({','.join('?' * len(sql_values))})")
+            params.extend(expr_params)
+            params.extend(sql_values)
+        for net in nets:
+            parts.append(f"qn_ip_in({expr}, ?)")
+            params.extend(expr_params)
+            params.append(net)
+        return "(" + " OR ".join(parts) + ")", params
 
     def _order(self, table: str, q: Query) -> tuple[str, list[Any]]:
         f = _field(table, q.sort, purpose="sort")

@@ -7,6 +7,7 @@ Elasticsearch tests use a unique index prefix each and drop it afterwards.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import signal
 import time
@@ -19,7 +20,7 @@ import pytest
 
 from pipeline import schema as s
 from pipeline.exceptions import QueryError, StoreError
-from pipeline.store.base import Query, Store
+from pipeline.store.base import Facet, Query, Store
 from pipeline.store.elastic import ElasticStore
 from pipeline.store.sqlite import SQLiteStore
 
@@ -200,6 +201,22 @@ QUERIES: list[tuple[str, str, Any]] = [
     ("count_by", "alerts", ("@timestamp", Query(organization="globex"))),
     ("count_by", "assets", ("roles", Query())),
     ("count_by", "assets", ("protocols", Query(organization="acme"))),
+    # networks (CIDR) on IP fields: scalar, list, mixed with addresses and None, IPv4-mapped IPv6
+    ("search", "events", Query(filters={"source.ip": ipaddress.ip_network("10.0.0.0/26")}, size=100)),
+    ("search", "events", Query(filters={"related.ip": [ipaddress.ip_network("192.168.0.0/16"), ROGUE]}, size=100)),
+    ("search", "alerts", Query(filters={"destination.ip": [ipaddress.ip_network("10.0.0.0/8"), None]}, size=100)),
+    ("search", "alerts", Query(filters={"source.ip": ipaddress.ip_network("::ffff:10.0.0.64/126")}, size=100)),
+    ("search", "events", Query(filters={"source.ip": ipaddress.ip_network("2001:db8::/32")})),
+    ("assets", "assets", Query(filters={"ip": ipaddress.ip_network("10.0.0.0/27")}, sort="ip", descending=False)),
+    # facets: several fields in one read, with their missing counts
+    ("facets", "events", (["network.protocol", "event.action", "source.ip", "destination.ip", "organization.id"], Query())),
+    ("facets", "events", (["source.ip", "event.outcome", "modbus.exception_code", "related.ip", "labels.line"],
+                          Query(organization="acme", filters={"modbus.function_code": [6, 16]}), 2)),
+    ("facets", "events", (["message", "network.is_orig", "modbus.unit_id"], Query(text="packet"), 3)),
+    ("facets", "alerts", (["event.severity", "rule.id", "threat.technique.id", "related.ip"],
+                          Query(filters={"source.ip": ipaddress.ip_network("10.0.0.0/28")}, start=BASE + STEP * 50))),
+    ("facets", "assets", (["roles", "vendor", "protocols", "organization.id"], Query())),
+    ("facets", "alerts", (["rule.id", "rule.id"], Query(organization="nobody"))),
     ("histogram", "alerts", (Query(organization="acme"), dt.timedelta(hours=1))),
     ("histogram", "events", (Query(), dt.timedelta(minutes=90))),
     ("histogram", "alerts", (Query(filters={"network.protocol": "s7comm"}), dt.timedelta(days=1))),
@@ -216,6 +233,8 @@ def run(st: Store, kind: str, index: str, arg: Any) -> Any:
         return p.items, p.total
     if kind == "count_by":
         return st.count_by(index, arg[0], arg[1], *arg[2:])  # type: ignore[arg-type]
+    if kind == "facets":
+        return st.facets(index, arg[0], arg[1], *arg[2:])  # type: ignore[arg-type]
     return st.histogram(index, *arg)  # type: ignore[arg-type]
 
 
@@ -235,6 +254,12 @@ BAD = [
     ("count_by", "alerts", ("rule", Query())),
     ("count_by", "alerts", ("rule.id", Query(), 0)),
     ("histogram", "alerts", (Query(), dt.timedelta(0))),
+    ("facets", "alerts", (["rule"], Query())),
+    ("facets", "alerts", (["no.such.field"], Query())),
+    ("facets", "alerts", (["rule.id"], Query(), 0)),
+    ("facets", "alerts", ("rule.id", Query())),
+    ("search", "events", Query(filters={"event.action": ipaddress.ip_network("10.0.0.0/8")})),
+    ("search", "events", Query(filters={"labels.ip": ipaddress.ip_network("10.0.0.0/8")})),
 ]
 
 
@@ -285,6 +310,22 @@ def test_tenancy_hides_other_organizations(store: Store) -> None:
     assert [v for v, _ in store.count_by("alerts", "organization.id", Query())] == ["acme", "globex"]
     assert store.count_by("alerts", "rule.id", Query(organization="globex")) == [(r[0], 1) for r in RULES]
     assert {a.id for a in store.search_assets(Query(organization="globex")).items} == {"globex:192.168.7.1"}
+
+
+def test_facet_counts_are_what_clicking_them_selects(store: Store) -> None:
+    q = Query(organization="acme", filters={"source.ip": ipaddress.ip_network("10.0.0.0/24")})
+    fields = ["event.action", "source.ip", "modbus.exception_code", "related.ip", "event.outcome"]
+    got = store.facets("events", fields, q, top=3)
+    total = store.search("events", q).total
+    assert list(got) == fields and total == 40
+    for name, facet in got.items():
+        assert isinstance(facet, Facet) and facet.field == name and len(facet.buckets) <= 3
+        for value, n in facet.buckets:
+            assert store.search("events", Query(organization="acme", filters={**q.filters, name: value})).total == n, (name, value)
+        assert store.search("events", Query(organization="acme", filters={**q.filters, name: None})).total == facet.missing
+        assert facet.buckets == store.count_by("events", name, q, top=3)
+    assert got["event.outcome"].missing == 13 and sum(n for _, n in got["event.outcome"].buckets) == total - 13
+    assert store.facets("alerts", [], Query()) == {}
 
 
 def test_get_many_keeps_order_skips_missing_and_duplicates(store: Store) -> None:

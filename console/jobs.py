@@ -131,6 +131,7 @@ class Summary:
     alerts: int = 0
     assets: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)  # facts worth a line (the live sensor's spool report)
 
     def table(self) -> str:
         lines = []
@@ -146,6 +147,7 @@ class Summary:
             lines.append("")
         by_ds = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items()))
         lines.append(f"{sum(self.events.values())} events ({by_ds}), {self.alerts} alerts, {self.assets} assets")
+        lines.extend(self.notes)
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
@@ -383,9 +385,16 @@ def live(
     ports: Mapping[str, Sequence[int]] | None = None,
     on_started: Any = None,
 ) -> Summary:
-    """Live capture from `iface` through the same wiring; runs until `stop` is set, `count` or `timeout`."""
+    """Live capture from `iface` through the same wiring; runs until `stop` is set, `count` or `timeout`.
+
+    On Kafka the sensor only publishes its events (detect and index workers do the rest), through a
+    bounded disk spool (`spool_dir`, `spool_max_bytes`, pipeline.spool): capture goes on while the
+    broker is unreachable, and the summary's notes say how much was buffered, dropped or left on disk."""
     from sensors.live import sniff_events
 
+    if settings.uses_kafka:
+        return _live_kafka(iface, bpf, settings, stop=stop, count=count, timeout=timeout, ports=ports, on_started=on_started,
+                           ignored=[x for x, v in (("--out", out), ("the store", store)) if v is not None])
     summary = Summary()
     wiring = Wiring(settings, summary, out=out, store=store)
 
@@ -398,6 +407,44 @@ def live(
     sniff_events(iface, bpf, on_events, stop_event=stop, count=count, timeout=timeout, registry=registry(ports), on_started=on_started,
                  organization_id=settings.organization_id, observer_id=settings.observer_id)
     return wiring.finish()
+
+
+SPOOL_DELIVERY_TIMEOUT_MS = 600_000  # a batch in flight when the broker went away is retried (idempotently) this long
+SPOOL_DRAIN_TIMEOUT = 30.0  # seconds a stopping sensor waits for its backlog; the rest stays on disk for the next start
+
+
+def _live_kafka(iface: str, bpf: str | None, settings: Settings, *, stop: Any, count: int | None, timeout: float | None,
+                ports: Mapping[str, Sequence[int]] | None, on_started: Any, ignored: Sequence[str]) -> Summary:
+    """Live capture → disk spool → the events topic."""
+    from pipeline.spool import Spool, SpooledProducer
+    from sensors.live import sniff_events
+
+    summary = Summary()
+    topic = settings.topic(TOPIC_EVENTS)
+    bus = open_bus(settings, client_id="qinling-sensor")
+    bus.delivery_timeout_ms = SPOOL_DELIVERY_TIMEOUT_MS  # type: ignore[attr-defined]
+    spool = Spool(Path(settings.spool_dir) / settings.observer_id, settings.spool_max_bytes)
+    if spool.stats.recovered:
+        log.warning("sensor: %d event(s) left in %s by a previous run are sent first", spool.stats.recovered, spool.dir)
+    producer = SpooledProducer(spool, bus.producer)
+    if ignored:
+        summary.warnings.append(f"on Kafka the sensor only publishes to {topic}; {' and '.join(ignored)} are written by the detect/index workers")
+
+    def on_events(events: Sequence[Event]) -> None:
+        for ev in events:
+            summary.events[ev.event.dataset] += 1
+            producer.send(topic, schema.encode(ev), key=_key(ev))
+        producer.flush()
+
+    try:
+        sniff_events(iface, bpf, on_events, stop_event=stop, count=count, timeout=timeout, registry=registry(ports), on_started=on_started,
+                     organization_id=settings.organization_id, observer_id=settings.observer_id)
+    finally:
+        stats = producer.close(timeout=SPOOL_DRAIN_TIMEOUT)
+        bus.close()
+    report = stats.summary(spool.dir)
+    (summary.warnings if stats.dropped or stats.pending or stats.resent else summary.notes).append(report)
+    return summary
 
 
 _key = asset_key  # events and alerts are keyed by asset on both buses (pipeline.keys)

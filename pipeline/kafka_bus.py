@@ -75,6 +75,11 @@ def default_compression() -> str | None:
 class KafkaBus(Bus):
     """Topics `events` and `alerts` on a Kafka cluster, created with `partitions` partitions when missing."""
 
+    # How long a producer keeps retrying a record (the broker away) before failing it; a live
+    # sensor's spooled producer raises it so a batch in flight during an outage is retried,
+    # idempotently, rather than failed and sent again (pipeline.spool).
+    delivery_timeout_ms = 60000
+
     def __init__(
         self,
         bootstrap: str,
@@ -230,7 +235,7 @@ class _KafkaProducer(Producer):
                 compression_type=bus.compression,
                 bootstrap_timeout_ms=bus.connect_timeout_ms,
                 max_block_ms=bus.connect_timeout_ms,  # how long send() may wait for metadata / buffer space
-                delivery_timeout_ms=60000,
+                delivery_timeout_ms=bus.delivery_timeout_ms,
                 **bus.security,
             )
         except KafkaError as e:
@@ -256,7 +261,7 @@ class _KafkaProducer(Producer):
 
     def flush(self) -> None:
         try:
-            self._p.flush(timeout=90)
+            self._p.flush(timeout=max(90, self._bus.delivery_timeout_ms / 1000 + 30))
         except KafkaError as e:
             raise BusError(f"flush to {self._bus.bootstrap} did not complete: {e}") from e
         with self._lock:

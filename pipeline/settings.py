@@ -47,6 +47,8 @@ class Settings:
     organization_id: str = "demo"  # the enterprise this sensor or replay belongs to
     organization_name: str = ""
     observer_id: str = "sensor-1"  # this sensor
+    spool_dir: str = "var/spool"  # live sensor on Kafka: events wait here (per observer) while the broker is away
+    spool_max_bytes: int = 1 << 30  # bound of that spool; over it the newest events are dropped and counted
     rules_dir: str = ""  # empty: the rules/ folder beside the installed packages
     lists_file: str = ""  # named lists ($engineering_stations, ...); empty: rules/lists.yml
     language: str = "zh-CN"  # zh-CN | en

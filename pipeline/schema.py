@@ -19,8 +19,10 @@ from .protocols.bacnet import Bacnet
 from .protocols.base import Fields
 from .protocols.dnp3 import Dnp3
 from .protocols.enip import Cip, Enip
+from .protocols.fins import Fins
 from .protocols.generic import Tshark
 from .protocols.iec104 import Iec104
+from .protocols.mms import Mms
 from .protocols.mqtt import Mqtt
 from .protocols.opcua import Opcua
 from .protocols.s7comm import S7comm
@@ -206,6 +208,8 @@ class Event(_S):
     opcua: Opcua | None = None
     bacnet: Bacnet | None = None
     mqtt: Mqtt | None = None
+    mms: Mms | None = None
+    fins: Fins | None = None
     tshark: Tshark | None = None  # a protocol only the tshark engine decodes (event.dataset names it)
     labels: dict[str, str] | None = None
 

@@ -1,4 +1,4 @@
-"""S7comm decoder: TPKT/COTP framing and reassembly, S7comm jobs/userdata both ways, S7comm-plus recognition."""
+"""S7comm decoder: TPKT/COTP framing and reassembly, S7comm jobs/userdata both ways, S7comm-plus recognition, MMS dispatch."""
 
 from __future__ import annotations
 
@@ -11,5 +11,8 @@ NAME = "s7comm"
 DEFAULT_PORTS = (102,)
 
 SPEC = DecoderSpec(name=NAME, default_ports=DEFAULT_PORTS, transport="tcp", flow=S7commFlow)
+# MMS shares the ISO transport (TPKT/COTP on 102): the same flow dispatches each COTP DT payload to
+# S7comm, S7comm-plus or MMS by its first byte, so `--port mms=N` gets the dispatching flow too.
+SPEC_MMS = DecoderSpec(name="mms", default_ports=DEFAULT_PORTS, transport="tcp", flow=S7commFlow)
 
-__all__ = ["NAME", "DEFAULT_PORTS", "SPEC", "MAX_PENDING", "AnomalyCode", "S7commFlow", "action_of", "parse_tpkt", "parse_cotp", "parse_s7", "parse_s7plus"]
+__all__ = ["NAME", "DEFAULT_PORTS", "SPEC", "SPEC_MMS", "MAX_PENDING", "AnomalyCode", "S7commFlow", "action_of", "parse_tpkt", "parse_cotp", "parse_s7", "parse_s7plus"]

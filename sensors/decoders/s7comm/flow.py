@@ -10,6 +10,7 @@ from pipeline.protocols.s7comm import S7comm, S7Item
 from pipeline.schema import Event
 
 from ..base import Direction, FrameMeta, Parsed
+from ..mms import MmsSession, looks_like_mms, looks_like_session
 from ..stream import Side, StreamFlow, time_ns
 from .constants import (
     COTP_ACTIONS,
@@ -95,6 +96,7 @@ class S7commFlow(StreamFlow):
         self._pending: OrderedDict[tuple[int, int], _Request] = OrderedDict()
         self._flooded = False
         self._sessions: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._mms: MmsSession | None = None  # MMS shares port 102: made at its first PDU
 
     def parse(self, data: memoryview, direction: Direction) -> Parsed:
         return parse_tpkt(data)
@@ -113,6 +115,8 @@ class S7commFlow(StreamFlow):
 
     def on_close(self, meta: FrameMeta | None, out: list[Event]) -> None:
         self._pending.clear()
+        if self._mms is not None:
+            self._mms.close()
 
     def handle(self, p: Parsed, direction: Direction, meta: FrameMeta, out: list[Event]) -> bool:
         if not isinstance(p.pdu, bytes):
@@ -147,9 +151,13 @@ class S7commFlow(StreamFlow):
             self._s7(parse_s7(payload), direction, meta, out)
         elif payload[0] == S7PLUS_PROTOCOL_ID:
             self._s7plus(payload, direction, meta, out)
+        elif looks_like_session(payload) or looks_like_mms(payload):
+            if self._mms is None:
+                self._mms = MmsSession(self.next_seq)
+            self._mms.payload(payload, direction, meta, out)
         elif not side.unknown_reported:
             side.unknown_reported = True
-            out.append(self.anomaly(meta, direction, AnomalyCode.UNKNOWN_PROTOCOL, f"COTP data starting with 0x{payload[0]:02x} is neither S7comm (0x32) nor S7comm-plus (0x72); not reported again on this connection"))
+            out.append(self.anomaly(meta, direction, AnomalyCode.UNKNOWN_PROTOCOL, f"COTP data starting with 0x{payload[0]:02x} is neither S7comm (0x32), S7comm-plus (0x72) nor MMS (an ISO session SPDU or an MMS PDU); not reported again on this connection"))
 
     def _s7plus(self, payload: bytes, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         side = self.sides[direction]

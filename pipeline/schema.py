@@ -21,10 +21,12 @@ from .protocols.dnp3 import Dnp3
 from .protocols.enip import Cip, Enip
 from .protocols.fins import Fins
 from .protocols.generic import Tshark
+from .protocols.goose import Goose
 from .protocols.iec104 import Iec104
 from .protocols.mms import Mms
 from .protocols.mqtt import Mqtt
 from .protocols.opcua import Opcua
+from .protocols.profinet import Profinet
 from .protocols.s7comm import S7comm
 
 UTC = dt.timezone.utc
@@ -210,6 +212,8 @@ class Event(_S):
     mqtt: Mqtt | None = None
     mms: Mms | None = None
     fins: Fins | None = None
+    goose: Goose | None = None
+    profinet: Profinet | None = None
     tshark: Tshark | None = None  # a protocol only the tshark engine decodes (event.dataset names it)
     labels: dict[str, str] | None = None
 

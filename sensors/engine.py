@@ -104,6 +104,9 @@ class Sensor:
         self._servers: dict[tuple[int, int], DecoderSpec] = {}
         self._ethertypes: dict[int, DecoderSpec] = {}  # layer-2 decoders (GOOSE, PROFINET) by ethertype
         self._l2: dict[str, Any] = {}  # their one instance per protocol, created at the first frame
+        # UDP decoders that recognise their datagrams by content, for flows on no registered port
+        # (DCE/RPC answers and callbacks come from ephemeral ports): asked once per new UDP flow.
+        self._udp_probes = tuple(s for s in registry.values() if s.transport == "udp" and s.probe is not None)
         for spec in registry.values():
             if spec.transport == ETHERNET:
                 for etype in spec.default_ports:
@@ -233,6 +236,8 @@ class Sensor:
                 conn, orig_ip=conn.resp_ip, orig_port=conn.resp_port, resp_ip=conn.orig_ip, resp_port=conn.orig_port,
                 orig_mac=conn.resp_mac, resp_mac=conn.orig_mac,
             )
+        if spec is None and proto == PROTO_UDP and self._udp_probes and p.payload:
+            spec = next((s for s in self._udp_probes if s.probe(p.payload)), None)  # type: ignore[misc]
         if spec is not None:
             try:
                 flow.decoder = spec.flow()

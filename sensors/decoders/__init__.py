@@ -11,10 +11,12 @@ from .base import DecoderSpec
 from .dnp3 import SPEC as DNP3, SPEC_UDP as DNP3_UDP
 from .enip import SPECS as ENIP_SPECS
 from .fins import SPEC as FINS, SPEC_TCP as FINS_TCP
+from .goose import SPEC as GOOSE
 from .iec104 import SPEC as IEC104
 from .modbus import SPEC as MODBUS
 from .mqtt import SPEC as MQTT
 from .opcua import SPEC as OPCUA
+from .profinet import RT_SPEC as PROFINET_RT, SPEC as PROFINET
 from .s7comm import SPEC as S7COMM, SPEC_MMS as MMS
 
 REGISTRY: dict[str, DecoderSpec] = {
@@ -29,6 +31,9 @@ REGISTRY: dict[str, DecoderSpec] = {
     "dnp3_udp": DNP3_UDP,
     FINS.name: FINS,  # UDP 9600
     "fins_tcp": FINS_TCP,  # FINS/TCP 9600
+    GOOSE.name: GOOSE,  # layer 2: ethertype 0x88B8
+    PROFINET.name: PROFINET,  # IO CM: UDP 34964 and DCE/RPC datagrams recognised on any port
+    "profinet_rt": PROFINET_RT,  # DCP and alarms: ethertype 0x8892
     **ENIP_SPECS,  # enip over TCP and UDP 44818, cip_io on UDP 2222
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -78,6 +79,8 @@ class DecoderSpec:
     default_ports: tuple[int, ...]  # for transport "ethernet": ethertypes
     transport: str  # "tcp" | "udp" | "ethernet" (layer 2, see ether.py)
     flow: type  # class implementing FlowDecoder (ethernet: ether.EtherDecoder), constructed with no arguments
+    # udp only: recognises the first datagram of a flow on any port (DCE/RPC servers answer from ephemeral ports)
+    probe: Callable[[memoryview], bool] | None = None
 
 
 def event_id(meta: FrameMeta, seq: int, kind: str = "") -> str:

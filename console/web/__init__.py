@@ -12,6 +12,7 @@ from flask import Flask
 from . import matrix, notices, province, triage  # 监测预警 triage, ATT&CK matrix, 通报应急, 省级态势
 from . import admin, alerts, api, assets, auth, captures, errors, evidence, formatting, i18n, overview, store
 from . import assessment, inventory, risk
+from . import dashboard, events  # 企业看板, 事件检索
 
 DEFAULTS: dict[str, Any] = {
     # sqlite:///PATH or http(s)://HOST:9200; when unset, QINLING_STORE (the pipeline's setting) is used
@@ -62,6 +63,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for bp in (inventory.bp, risk.bp, assessment.bp):  # 资产 map and findings, 风险, 检查评估
         app.register_blueprint(bp)
     for bp in (triage.bp, matrix.bp, notices.bp, notices.api, province.bp):
+        app.register_blueprint(bp)
+    for bp in (events.bp, events.api, dashboard.bp, dashboard.api):
         app.register_blueprint(bp)
     return app
 

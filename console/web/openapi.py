@@ -377,6 +377,10 @@ def _document() -> dict[str, Any]:
                                       params=[_q("actor", "only this actor"), _q("action", "only this action"), *PAGING])},
     }
     _casework(schemas, paths)
+    from . import dashboard, events  # 事件检索, 企业看板: each area describes its own routes
+
+    events.describe(schemas, paths)
+    dashboard.describe(schemas, paths)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -18,8 +18,9 @@ from tests.store import sample_data as sd
 
 # ids that belong to each enterprise, and strings that only its documents contain
 IDS = {
-    "acme": {"alert_id": "al-acme-004", "asset_id": f"acme:{sd.PLC}", "username": "acme-user"},
-    "globex": {"alert_id": "al-globex-000", "asset_id": "globex:192.168.7.1", "username": "globex-user"},
+    "acme": {"alert_id": "al-acme-004", "asset_id": f"acme:{sd.PLC}", "username": "acme-user", "event_id": "ev-acme-4-req"},
+    "globex": {"alert_id": "al-globex-000", "asset_id": "globex:192.168.7.1", "username": "globex-user",
+               "event_id": "ev-globex-0-req"},
 }
 MARKERS = {
     "acme": ("al-acme-", sd.ROGUE, "Modbus write from unapproved host", "Acme 某石化", "acme-plant"),
@@ -84,11 +85,16 @@ def test_every_route_as_every_role_against_a_foreign_enterprise(open_app: Flask,
             body = body.replace(url, "")  # the language links echo the address asked for
             for marker in MARKERS[foreign]:
                 assert marker not in body, f"{where}: shows {marker!r}"
-            if endpoint in ("alerts.detail", "assets.detail", "api_v1.alert", "api_v1.evidence", "api_v1.asset"):
+            if endpoint in ("alerts.detail", "assets.detail", "api_v1.alert", "api_v1.evidence", "api_v1.asset",
+                            "events.detail", "events_api.api_event", "events_api.api_event_alerts"):
                 assert status == 404, where
         if role == "auditor" and endpoint in ("alerts.index", "alerts.detail", "assets.index", "assets.detail", "api_v1.alerts",
-                                 "api_v1.alert", "api_v1.evidence", "api_v1.assets", "api_v1.asset", "api_v1.overview"):
+                                 "api_v1.alert", "api_v1.evidence", "api_v1.assets", "api_v1.asset", "api_v1.overview",
+                                 "events.index", "events.detail", "events_api.api_list", "events_api.api_event",
+                                 "events_api.api_event_alerts", "dashboard_api.api_dashboard"):
             assert status == 403, where
+        if role == "auditor" and endpoint == "dashboard.index":
+            assert status == 302, where  # to their own start page
     assert walked >= 25
 
 
@@ -117,6 +123,26 @@ def test_all_enterprise_roles_may_narrow_to_one(open_app: Flask) -> None:
     assert (ents["acme"]["alerts"], ents["globex"]["alerts"], ents["globex"]["assets"]) == (sd.N_ACME, 3, 1)
     auditor = login(open_app.test_client(), "auditor")
     assert {e["alerts"] for e in auditor.get("/api/v1/enterprises").get_json()["items"]} == {None}
+
+
+def test_events_and_dashboard_stay_within_the_enterprise(open_app: Flask) -> None:
+    for username, own, other in (("acme-user", "acme", "globex"), ("globex-user", "globex", "acme")):
+        c = login(open_app.test_client(), username)
+        listed = c.get(f"/api/v1/events?org={other}&size=500").get_json()
+        assert listed["total"] == (120 if own == "acme" else 6) and {e["organization"]["id"] for e in listed["items"]} == {own}
+        assert "org" not in listed["facets"]  # an enterprise user cannot choose another enterprise
+        assert listed["facets"]["src"]["buckets"] and all(not b["value"].startswith(("192.168.7." if own == "acme" else "10.0.0."))
+                                                          for b in listed["facets"]["src"]["buckets"])
+        cidr = c.get("/api/v1/events?ip=0.0.0.0/0&size=1").get_json()
+        assert cidr["total"] == listed["total"]  # a network that holds every address still holds only our events
+        assert c.get(f"/api/v1/events/{IDS[other]['event_id']}").status_code == 404
+        assert c.get(f"/api/v1/events/{IDS[own]['event_id']}/alerts").get_json()["total"] == 1
+        dash = c.get(f"/api/v1/dashboard?org={other}").get_json()
+        assert dash["organization"]["id"] == own
+    regulator = login(open_app.test_client(), "regulator")
+    both = regulator.get("/api/v1/events?size=1").get_json()
+    assert both["total"] == 126 and {b["value"]: b["count"] for b in both["facets"]["org"]["buckets"]} == {"acme": 120, "globex": 6}
+    assert regulator.get("/api/v1/dashboard?org=globex").get_json()["alerts"]["total"] == 3
 
 
 def test_every_view_declares_who_may_call_it(open_app: Flask) -> None:

@@ -7,8 +7,12 @@ device's unicast answers - carry a client ip:port of their own: the labeller att
 to steps by that pair, as for TCP.  Who-Is goes unicast to the device (bacpypes3 answers I-Am to
 the requester) or, for ``who_is_sweep``, to every address of a range.
 
-Server config: ``instance`` (device instance, default 1000 + last octet).
-Actions: ``who_is`` (address: optional, default the target), ``who_is_sweep`` (``ranges``: that many
+Server config: ``instance`` (device instance, default 1000 + last octet); ``identity`` overrides
+fields of :func:`identity`, the device object's vendor-name / vendor-identifier / model-name /
+firmware-revision / application-software-version / serial-number the controller serves (and
+the vendor id its I-Am carries).
+Actions: ``read_device`` (ReadProperty of each identity property of the target's device object,
+``instance`` as in the server's config), ``who_is`` (address: optional, default the target), ``who_is_sweep`` (``ranges``: that many
 Who-Is with consecutive device-instance ranges of ``range_size`` to the /24's broadcast address;
 and/or ``first``/``last``: unicast Who-Is to those host octets of the target's /24 - only the
 ones that answer ARP reach the wire), ``read`` (object,
@@ -27,6 +31,32 @@ from .common import STOP, emit, free_port, local_ip_for
 
 PORT = 47808
 TRANSPORT = "udp"
+
+#: The device object the testbed's BACnet controllers announce (BACnet vendor 7 is Siemens Schweiz AG).
+IDENTITY: dict[str, Any] = {
+    "vendor_identifier": 7,
+    "vendor_name": "Siemens Schweiz AG",
+    "model_name": "PXC4.E16",
+    "firmware_revision": "V02.20.112",
+    "application_software_version": "Desigo PXC4 2.2",
+}
+#: identity() key -> BACnet property the client reads
+PROPERTIES = {"vendor_name": "vendor-name", "vendor_identifier": "vendor-identifier",
+              "model_name": "model-name", "firmware_revision": "firmware-revision",
+              "application_software_version": "application-software-version",
+              "serial_number": "serial-number", "object_name": "object-name"}
+
+
+def identity(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What a controller with this ``plcs`` entry announces (single source for server and tests);
+    ``cfg`` needs ``bind`` (the device instance and name depend on the last octet)."""
+    octet = int(str(cfg["bind"]).rsplit(".", 1)[1])
+    seed = int(cfg.get("seed", 1))
+    out = dict(IDENTITY)
+    out.update(instance=int(cfg.get("instance", 1000 + octet)), object_name=f"qn-bacnet-{octet}",
+               serial_number=f"QN-PXC-{seed:05d}")
+    out.update(cfg.get("identity") or {})
+    return out
 
 
 def _app(address: str, instance: int, name: str) -> Any:
@@ -49,9 +79,16 @@ async def _serve(cfg: dict[str, Any]) -> None:
 
     logging.getLogger("bacpypes3").setLevel(logging.CRITICAL)
     rng = random.Random(int(cfg.get("seed", 1)))
-    octet = int(cfg["bind"].rsplit(".", 1)[1])
-    instance = int(cfg.get("instance", 1000 + octet))
-    app = _app(f"{cfg['bind']}/24:{int(cfg['port'])}", instance, f"qn-bacnet-{octet}")
+    ident = identity(cfg)
+    instance = int(ident["instance"])
+    app = _app(f"{cfg['bind']}/24:{int(cfg['port'])}", instance, ident["object_name"])
+    dev = app.device_object
+    dev.vendorName = ident["vendor_name"]
+    dev.vendorIdentifier = int(ident["vendor_identifier"])
+    dev.modelName = ident["model_name"]
+    dev.firmwareRevision = ident["firmware_revision"]
+    dev.applicationSoftwareVersion = ident["application_software_version"]
+    dev.serialNumber = ident["serial_number"]
     temp = AnalogInputObject(objectIdentifier=("analog-input", 1), objectName="zone-temp",
                              presentValue=21.0, units="degreesCelsius")
     setpoint = AnalogValueObject(objectIdentifier=("analog-value", 1), objectName="zone-setpoint",
@@ -158,6 +195,15 @@ def _read(s: Session, a: dict[str, Any]) -> dict[str, Any]:
     return {"value": str(value)}
 
 
+def _read_device(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+    octet = int(s.spec["target"].rsplit(".", 1)[1])
+    device = f"device,{int(a.get('instance', 1000 + octet))}"
+    out = {}
+    for prop in a.get("properties", list(PROPERTIES.values())):
+        out[prop] = str(s.run(s.get().read_property(s.target(a), device, prop)))
+    return {"device": out}
+
+
 def _write(s: Session, a: dict[str, Any]) -> dict[str, Any]:
     from bacpypes3.primitivedata import Enumerated, Real
 
@@ -212,6 +258,7 @@ ACTIONS = {
     "who_is": _who_is,
     "who_is_sweep": _who_is_sweep,
     "read": _read,
+    "read_device": _read_device,
     "write": _write,
     "reinitialize": _reinitialize,
     "dcc": _dcc,

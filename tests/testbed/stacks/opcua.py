@@ -7,15 +7,21 @@ the HMI uses, with a user name) and, left enabled, security policy None with ano
 Address space: object ``Plant`` (ns 2) with variables ``Temperature``, ``Pressure``, ``Setpoint``
 (writable), ``PumpRunning`` (writable) and a method ``ResetCounters``.
 
+Identity: :func:`identity` gives the server's application URI and name (in every endpoint
+description GetEndpoints returns) and its BuildInfo (manufacturer, product, software version,
+build number under Server.ServerStatus.BuildInfo); ``identity`` in the ``plcs`` entry overrides.
+
 Client options: ``security`` (``none``, the default, or ``sign_encrypt``), ``user``/``password``.
 Actions: ``read`` (names: list of variable names), ``write`` (name, value), ``browse``
 (depth: levels below Objects), ``browse_scan`` (requests: number of Browse calls over the
-address space), ``call`` (method name), ``get_endpoints``.
+address space), ``call`` (method name), ``get_endpoints``, ``read_build_info`` (ServerStatus'
+BuildInfo variables).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import random
 import tempfile
@@ -30,14 +36,33 @@ NS_URI = "urn:qinling:testbed"
 VARIABLES = {"Temperature": 21.5, "Pressure": 3.2, "Setpoint": 50.0, "PumpRunning": True}
 WRITABLE = ("Setpoint", "PumpRunning")
 
+#: What the testbed's OPC UA server announces about itself.
+IDENTITY: dict[str, str] = {
+    "manufacturer_name": "Qinling Testbed",
+    "product_name": "Qinling OPC UA PLC",
+    "product_uri": "urn:qinling:testbed:opcua-plc",
+    "software_version": "2.4.1",
+    "build_number": "20260101",
+}
 
-async def _certs(directory: Path, name: str, host: str) -> tuple[Path, Path]:
+
+def identity(cfg: dict[str, Any]) -> dict[str, str]:
+    """The identity a server with this ``plcs`` entry announces (single source for server and tests).
+    The application URI is also the URI in the server's self-signed certificate."""
+    out = dict(IDENTITY)
+    out.update(application_uri=f"urn:qinling:testbed:opcua-plc:{int(cfg.get('seed', 1))}",
+               application_name="Qinling testbed OPC UA PLC")
+    out.update(cfg.get("identity") or {})
+    return out
+
+
+async def _certs(directory: Path, name: str, host: str, uri: str | None = None) -> tuple[Path, Path]:
     from asyncua.crypto.cert_gen import setup_self_signed_certificate
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
     key, cert = directory / f"{name}.pem", directory / f"{name}.der"
     use = [ExtendedKeyUsageOID.SERVER_AUTH if name == "server" else ExtendedKeyUsageOID.CLIENT_AUTH]
-    await setup_self_signed_certificate(key, cert, f"urn:qinling:testbed:{name}", host, use,
+    await setup_self_signed_certificate(key, cert, uri or f"urn:qinling:testbed:{name}", host, use,
                                         {"commonName": f"qinling-{name}"})
     return cert, key
 
@@ -64,11 +89,16 @@ async def _serve(cfg: dict[str, Any]) -> None:
     _quiet()
     rng = random.Random(int(cfg.get("seed", 1)))
     tmp = tempfile.TemporaryDirectory(prefix="qn-opcua-")
-    cert, key = await _certs(Path(tmp.name), "server", cfg["bind"])
+    ident = identity(cfg)
+    cert, key = await _certs(Path(tmp.name), "server", cfg["bind"], ident["application_uri"])
     server = Server()
     await server.init()
     server.set_endpoint(f"opc.tcp://{cfg['bind']}:{int(cfg['port'])}/qinling/")
-    server.set_server_name("Qinling testbed OPC UA PLC")
+    server.set_server_name(ident["application_name"])
+    await server.set_application_uri(ident["application_uri"])
+    await server.set_build_info(ident["product_uri"], ident["manufacturer_name"], ident["product_name"],
+                                ident["software_version"], ident["build_number"],
+                                datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
     server.set_security_policy([ua.SecurityPolicyType.NoSecurity,
                                 ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
     await server.load_certificate(str(cert))
@@ -219,6 +249,18 @@ def _get_endpoints(s: Session, a: dict[str, Any]) -> dict[str, Any]:
     return {"endpoints": [str(e.SecurityPolicyUri).rsplit("#", 1)[-1] for e in eps]}
 
 
+def _read_build_info(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+    from asyncua import ua
+
+    s.get()
+    ids = {"product_uri": ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductUri,
+           "manufacturer_name": ua.ObjectIds.Server_ServerStatus_BuildInfo_ManufacturerName,
+           "product_name": ua.ObjectIds.Server_ServerStatus_BuildInfo_ProductName,
+           "software_version": ua.ObjectIds.Server_ServerStatus_BuildInfo_SoftwareVersion,
+           "build_number": ua.ObjectIds.Server_ServerStatus_BuildInfo_BuildNumber}
+    return {k: s.run(s.client.get_node(ua.NodeId(v)).read_value()) for k, v in ids.items()}
+
+
 ACTIONS = {
     "read": _read,
     "write": _write,
@@ -226,4 +268,5 @@ ACTIONS = {
     "browse_scan": _browse_scan,
     "call": _call,
     "get_endpoints": _get_endpoints,
+    "read_build_info": _read_build_info,
 }

@@ -1,0 +1,168 @@
+"""The inventory of every testbed capture against what the testbed's stacks were configured to announce.
+
+Expected values are never typed here: they come from ``identity(cfg)`` in tests/testbed/stacks/<stack>.py,
+the function the stack's server itself uses, applied to the scenario's ``plcs`` entry and the PLC's
+address from the capture's labels file.  The last tests show that the comparison fails when the
+decoder reads a value differently (a capture whose announced bytes differ, a drifted parser).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from detection.inventory.vendors import normalize_vendor
+from pipeline.schema import Asset
+from tests.testbed.runner import load_scenario
+from tests.testbed.stacks import load as load_stack
+
+from .conftest import REPO, events, inventory
+
+#: stack -> scenario recorded into pcaps/<stack>/<scenario>.pcap
+SCENARIOS = {"s7comm": "s7comm_plant_attack", "enip": "enip_plant_attack", "bacnet": "bacnet_plant_attack",
+             "opcua": "opcua_plant_attack"}
+
+
+def _capture(stack: str) -> tuple[Path, dict[str, Any]]:
+    name = SCENARIOS[stack]
+    labels = yaml.safe_load((REPO / "pcaps" / stack / f"{name}.labels.yml").read_text(encoding="utf-8"))
+    return REPO / "pcaps" / stack / labels["capture"], labels
+
+
+def announced(stack: str) -> dict[str, dict[str, Any]]:
+    """ip -> the identity the stack's server at that address was configured with."""
+    sc = load_scenario(SCENARIOS[stack])
+    _, labels = _capture(stack)
+    mod = load_stack(stack)
+    out = {}
+    for role, cfg in sc["plcs"].items():
+        ip = labels["hosts"][role]["ip"]
+        out[ip] = mod.identity({**cfg, "bind": ip})
+    return out
+
+
+def _evidence(a: Asset, field: str) -> set[str]:
+    return {e.value for e in a.evidence if e.field == field}
+
+
+def expected_asset(stack: str, ident: dict[str, Any]) -> dict[str, str | None]:
+    """The inventory attributes the announced identity must produce (how each stack's fields map)."""
+    if stack == "s7comm":
+        return {"vendor": ident["vendor"], "model": ident["module_order_number"], "firmware": ident["firmware_version"],
+                "serial": ident["serial_number"], "product": ident["module_type_name"], "name": ident["module_name"]}
+    if stack == "enip":
+        return {"vendor": ident["vendor"], "model": ident["product_name"], "firmware": ident["revision"],
+                "serial": ident["serial"], "product": ident["product_name"]}
+    if stack == "bacnet":
+        vendor = normalize_vendor(ident["vendor_name"])
+        return {"vendor": vendor.name if vendor else None, "model": ident["model_name"],
+                "firmware": ident["firmware_revision"], "serial": ident["serial_number"], "name": ident["object_name"]}
+    if stack == "opcua":
+        # the decoder keeps the application URI of the endpoints GetEndpoints returns (not yet their
+        # application name, nor the BuildInfo values a Read returns)
+        return {"product": ident["application_uri"]}
+    raise ValueError(stack)
+
+
+def mismatches(stack: str, capture: Path | None = None) -> list[str]:
+    """Every difference between the capture's inventory and what the stack announced (empty: all agree)."""
+    path = capture or _capture(stack)[0]
+    inv = inventory(path)
+    bad: list[str] = []
+    for ip, ident in announced(stack).items():
+        a = inv.get(ip)
+        if a is None:
+            bad.append(f"{ip}: not in the inventory")
+            continue
+        for attr, want in expected_asset(stack, ident).items():
+            got = getattr(a, attr)
+            if got != want:
+                bad.append(f"{ip} {attr}: inventory {got!r}, announced {want!r}")
+        # evidence: the raw announced values, as written on the wire, each with its frame
+        raw = {"s7comm": {"hardware": "hardware_version"}, "bacnet": {"vendor": "vendor_name", "software": "application_software_version"},
+               "enip": {}, "opcua": {}}[stack]
+        for field, key in raw.items():
+            if ident[key] not in _evidence(a, field):
+                bad.append(f"{ip} evidence {field}: {sorted(_evidence(a, field))}, announced {ident[key]!r}")
+        for e in a.evidence:
+            if e.field in ("model", "firmware", "serial") and (e.frame is None or e.file != path.name):
+                bad.append(f"{ip} evidence {e.field}={e.value!r} names no frame of {path.name}")
+    return bad
+
+
+@pytest.mark.parametrize("stack", sorted(SCENARIOS))
+def test_inventory_matches_what_the_stack_announced(stack: str) -> None:
+    assert announced(stack), "the scenario has no PLC"
+    assert mismatches(stack) == []
+
+
+@pytest.mark.parametrize("stack", ["s7comm", "enip", "bacnet"])
+def test_every_plc_is_identified_and_clients_are_not(stack: str) -> None:
+    path, labels = _capture(stack)
+    inv = inventory(path)
+    plcs = set(announced(stack))
+    assert plcs <= set(inv)
+    for ip, a in inv.items():
+        if ip in plcs:
+            assert a.role in ("plc", "field_device") and a.model and a.firmware and a.serial, (ip, a.role)
+        else:  # HMI, engineering station, attacker: they announce nothing, nothing is invented
+            assert (a.model, a.firmware, a.serial) == (None, None, None), ip
+
+
+def _patched_capture(tmp_path: Path, stack: str, old: bytes, new: bytes) -> Path:
+    src, _ = _capture(stack)
+    data = src.read_bytes()
+    assert len(old) == len(new) and old in data, (stack, old)
+    out = tmp_path / src.name
+    out.write_bytes(data.replace(old, new))
+    return out
+
+
+@pytest.mark.parametrize("stack,key,attrs", [("s7comm", "serial_number", {"serial"}), ("bacnet", "model_name", {"model"}),
+                                             ("enip", "product_name", {"model", "product"})])
+def test_a_different_announcement_fails_the_comparison(tmp_path: Path, stack: str, key: str, attrs: set[str]) -> None:
+    ident = next(iter(announced(stack).values()))
+    old = str(ident[key]).encode()
+    changed = _patched_capture(tmp_path, stack, old, old[:-1] + (b"X" if old[-1:] != b"X" else b"Y"))
+    bad = mismatches(stack, changed)
+    assert bad and {b.split()[1].rstrip(":") for b in bad} == attrs, bad
+
+
+def test_a_drifted_decoder_fails_the_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An off-by-one in the S7 firmware field (the minor and patch bytes swapped) is caught."""
+    from sensors.decoders.s7comm import parser
+
+    real = parser.szl_response
+
+    def drifted(data: bytes, expected_id: int | None) -> dict[str, Any]:
+        f = real(data, expected_id)
+        if "firmware_version" in f:
+            major, minor, patch = f["firmware_version"].lstrip("V").split(".")
+            f["firmware_version"] = f"V{major}.{patch}.{minor}"
+        return f
+
+    monkeypatch.setattr(parser, "szl_response", drifted)
+    monkeypatch.setattr("sensors.decoders.s7comm.flow.szl_response", drifted)
+    events.cache_clear()
+    try:
+        bad = mismatches("s7comm")
+    finally:
+        events.cache_clear()
+    assert bad and all("firmware" in b for b in bad), bad
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_tshark_reads_the_same_identity() -> None:
+    import subprocess
+
+    path, _ = _capture("enip")
+    out = subprocess.run(["tshark", "-r", str(path), "-Y", "enip.lir.name", "-T", "fields", "-e", "ip.src",
+                          "-e", "enip.lir.name", "-e", "enip.lir.serial"], capture_output=True, text=True, check=True).stdout
+    rows = {tuple(line.split("\t")) for line in out.splitlines() if line}
+    inv = inventory(path)
+    assert rows and rows == {(ip, inv[ip].model, inv[ip].serial) for ip in announced("enip") if (ip, inv[ip].model, inv[ip].serial) in rows}
+    assert {r[0] for r in rows} == set(announced("enip"))

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from detection.anomaly.records import DEFAULT_EVALUATIONS, DEFAULT_MODEL_ROOT
 from pipeline.schema import Event
 
 
@@ -17,7 +18,8 @@ def register(sub: Any) -> None:
     le = sub.add_parser("learn", help="learn a site's baseline model from captures (or relearn one link)")
     le.add_argument("pcaps", nargs="+", metavar="PCAP")
     le.add_argument("--site", required=True, help="site (organization id) the model is for")
-    le.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory (a new version is made current)")
+    le.add_argument("--out", metavar="MODEL_DIR",
+                    help="model directory (a new version is made current; default var/models/SITE, where the console looks)")
     le.add_argument("--relearn-link", nargs=2, metavar=("SRC", "DST"),
                     help="relearn only this client → server pair of the existing model in --out from the captures")
     le.add_argument("--method", default=None, help="multivariate model: iforest | lof | robust_z (default: the measured best)")
@@ -39,6 +41,10 @@ def register(sub: Any) -> None:
                     help="instead: compare the multivariate methods (multivariate alerts only) on the captures")
     ev.add_argument("--margins", default="0,0.5,1", help="--compare-models: threshold margins to try (comma-separated)")
     ev.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    ev.add_argument("--record", metavar="DIR", default=str(DEFAULT_EVALUATIONS),
+                    help="record the figures, the command and the date here for the console's accuracy page "
+                         "(default: %(default)s)")
+    ev.add_argument("--no-record", dest="record", action="store_const", const=None, help="record nothing")
     ev.add_argument("--port", action="append", metavar="PROTO=PORT", help="also decode PROTO on this port")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -80,8 +86,12 @@ def cmd_learn(args: argparse.Namespace) -> int:
     from detection.anomaly.model import load_model, save_model, train
     from detection.anomaly.multivariate import DEFAULT_METHOD
 
+    from detection.anomaly.records import model_dir
+
     events = decode(args.pcaps, args.site, args.port)
     try:
+        if args.out is None:
+            args.out = str(model_dir(DEFAULT_MODEL_ROOT, args.site))
         if args.relearn_link:
             client, server = args.relearn_link
             model, _ = load_model(args.out, args.site)
@@ -171,7 +181,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"{hours * 60:.1f} min protected ({false / hours if hours else 0:.1f}/h)" + (f"; missed: {', '.join(missed)}" if missed else ""))
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2), encoding="utf-8")
+    if args.record:
+        from detection.anomaly.records import record_evaluation
+
+        path = record_evaluation(args.record, _command(args),
+                                 [r.to_dict() for r in reports], site=args.site,
+                                 settings={"learn_first": args.learn_first, "model": args.model, "rules": args.rules,
+                                           "method": args.method})
+        print(f"recorded in {path}")
     return 0 if not missed else 1
+
+
+def _command(args: argparse.Namespace) -> list[str]:
+    """The command line that reproduces this run (its arguments as parsed, defaults left out)."""
+    cmd = ["qinling", "evaluate", *args.pcaps, "--labels", *args.labels]
+    cmd += ["--model", args.model] if args.model else ["--learn-first", args.learn_first]
+    if args.site != "default":
+        cmd += ["--site", args.site]
+    if not args.rules:
+        cmd.append("--no-rules")
+    if args.method:
+        cmd += ["--method", args.method]
+    for spec in args.port or ():
+        cmd += ["--port", spec]
+    return cmd
 
 
 def _compare(pairs: list[tuple[str, Any]], args: argparse.Namespace, learn_first: dt.timedelta | None) -> int:

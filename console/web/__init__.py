@@ -13,6 +13,7 @@ from . import matrix, notices, province, triage  # 监测预警 triage, ATT&CK m
 from . import admin, alerts, api, assets, auth, captures, errors, evidence, formatting, i18n, overview, store
 from . import assessment, inventory, risk
 from . import dashboard, events  # 企业看板, 事件检索
+from . import anomaly  # 学习模型, 检测评估
 
 DEFAULTS: dict[str, Any] = {
     # sqlite:///PATH or http(s)://HOST:9200; when unset, QINLING_STORE (the pipeline's setting) is used
@@ -65,6 +66,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for bp in (triage.bp, matrix.bp, notices.bp, notices.api, province.bp):
         app.register_blueprint(bp)
     for bp in (events.bp, events.api, dashboard.bp, dashboard.api):
+        app.register_blueprint(bp)
+    for bp in (anomaly.bp, anomaly.api):
         app.register_blueprint(bp)
     return app
 

@@ -3,7 +3,9 @@
 A `Learner` takes events; `fit()` turns what it saw into a `Baseline`:
 
 - nodes, links (client → server, protocol), functions per link, and per link+function the address
-  ranges touched, merged into intervals when less than `MERGE_GAP` addresses apart;
+  ranges touched in each address space (features.py: Modbus registers, DNP3 groups, IEC 104 IOAs,
+  S7 areas, CIP tags/classes, OPC UA nodes, BACnet objects), merged into intervals when less than
+  `MERGE_GAP` addresses apart;
 - cycles: per exchange (link, function, unit, start address) the median and MAD of the gaps
   between requests, kept when the exchange is cyclic (enough gaps, MAD small next to the median);
 - process values: per point (server, protocol, unit, table, address) min/max, the largest step
@@ -19,12 +21,14 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.schema import Event
 
-from .features import BINARY_TABLES, Link, Point, message_of, point_values, request_range
+from .features import Link, Point, is_binary, message_of, point_values
 
-Exchange = tuple[str, str, str, str, int | None, int | None]  # client, server, protocol, function, unit, address
+Exchange = tuple[str, str, str, str, Any, Any]  # client, server, protocol, function, unit, address (int or "space:first")
+Ranges = dict[str, list[tuple[int, int]]]  # address space -> merged intervals
 
 MERGE_GAP = 16  # learned ranges closer than this are one range
 MIN_GAPS = 8  # fewer gaps: no cycle is learned for an exchange
@@ -71,9 +75,9 @@ class Cycle:
 
 @dataclass
 class Envelope:
-    lo: int
-    hi: int
-    max_step: int  # largest change between consecutive observations
+    lo: float
+    hi: float
+    max_step: float  # largest change between consecutive observations
     max_rate: float  # largest |change| per second
     n: int
 
@@ -82,13 +86,13 @@ class Envelope:
         return max(0.25 * (self.hi - self.lo), 0.02 * max(abs(self.lo), abs(self.hi)), 1.0)
 
     def describe(self) -> str:
-        return (f"[{self.lo}, {self.hi}] ± {self.margin:g}, max step {self.max_step}, max rate {self.max_rate:.3g}/s "
+        return (f"[{self.lo:g}, {self.hi:g}] ± {self.margin:g}, max step {self.max_step:g}, max rate {self.max_rate:.3g}/s "
                 f"({self.n} observations)")
 
 
 @dataclass
 class Binary:
-    states: set[int]
+    states: set[float]
     transitions: int
     seconds: float
 
@@ -97,7 +101,7 @@ class Binary:
         return 60.0 * self.transitions / self.seconds if self.seconds > 0 else 0.0
 
     def describe(self) -> str:
-        return f"states {sorted(self.states)}, {self.transitions} transitions in {self.seconds:.0f}s"
+        return f"states [{', '.join(f'{v:g}' for v in sorted(self.states))}], {self.transitions} transitions in {self.seconds:.0f}s"
 
 
 @dataclass
@@ -106,7 +110,7 @@ class Baseline:
     start: dt.datetime
     end: dt.datetime
     nodes: set[str] = field(default_factory=set)
-    links: dict[Link, dict[str, list[tuple[int, int]]]] = field(default_factory=dict)  # link -> function -> ranges
+    links: dict[Link, dict[str, Ranges]] = field(default_factory=dict)  # link -> function -> space -> ranges
     cycles: dict[Exchange, Cycle] = field(default_factory=dict)
     values: dict[Point, Envelope] = field(default_factory=dict)
     binaries: dict[Point, Binary] = field(default_factory=dict)
@@ -114,7 +118,8 @@ class Baseline:
 
     def summary(self) -> dict[str, int]:
         return {"nodes": len(self.nodes), "links": len(self.links),
-                "functions": sum(len(f) for f in self.links.values()), "cycles": len(self.cycles),
+                "functions": sum(len(f) for f in self.links.values()),
+                "address_spaces": sum(len(r) for f in self.links.values() for r in f.values()), "cycles": len(self.cycles),
                 "points": len(self.values), "binary_points": len(self.binaries)}
 
     def replace_pair(self, client: str, server: str, other: Baseline) -> None:
@@ -147,12 +152,13 @@ class Learner:
         self.start: dt.datetime | None = None
         self.end: dt.datetime | None = None
         self.nodes: set[str] = set()
-        self.ranges: dict[Link, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+        self.ranges: dict[Link, dict[str, dict[str, list[tuple[int, int]]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(list)))
         self.last_request: dict[Exchange, float] = {}
         self.gaps: dict[Exchange, list[float]] = defaultdict(list)
-        self.points: dict[Point, list[tuple[float, int]]] = defaultdict(list)
+        self.points: dict[Point, list[tuple[float, float]]] = defaultdict(list)
         self.point_links: dict[Point, set[tuple[str, str]]] = defaultdict(set)
-        self._pending: dict[tuple[str | None, int | None], tuple[int, int | None]] = {}
+        self._pending: dict[Any, Any] = {}
         self.events = 0
 
     def observe(self, e: Event) -> None:
@@ -169,10 +175,11 @@ class Learner:
         self.nodes.update((client, server))
         funcs = self.ranges[m.link]
         if m.request:
-            rng = request_range(m)
-            bucket = funcs[m.function]
-            if rng is not None and rng not in bucket:
-                bucket.append(rng)
+            spaces = funcs[m.function]  # a function seen with no address is still learned
+            for space, lo, hi in m.targets:
+                bucket = spaces[space]
+                if (lo, hi) not in bucket:
+                    bucket.append((lo, hi))
             key: Exchange = (*m.link, m.function, m.unit, m.address)
             ts = t.timestamp()
             prev = self.last_request.get(key)
@@ -195,7 +202,7 @@ class Learner:
             raise NotTrainedError(f"site {self.site!r}: no protocol events to learn from; give it traffic of the site")
         b = Baseline(self.site, self.start, self.end, nodes=set(self.nodes))
         for link, funcs in self.ranges.items():
-            b.links[link] = {f: merge_intervals(r) for f, r in funcs.items()}
+            b.links[link] = {f: {sp: merge_intervals(r) for sp, r in spaces.items()} for f, spaces in funcs.items()}
         for key, gaps in self.gaps.items():
             if len(gaps) < MIN_GAPS:
                 continue
@@ -213,9 +220,9 @@ class Learner:
                 transitions += v1 != v0
                 if t1 > t0:
                     rate = max(rate, d / (t1 - t0))
-            if point[3] in BINARY_TABLES:
+            if is_binary(point[3]):
                 b.binaries[point] = Binary(set(vals), transitions, (self.end - self.start).total_seconds())
             else:
-                b.values[point] = Envelope(min(vals), max(vals), int(step), rate, len(vals))
+                b.values[point] = Envelope(min(vals), max(vals), step, rate, len(vals))
         b.point_links = {p: set(s) for p, s in self.point_links.items()}
         return b

@@ -22,7 +22,7 @@ from pipeline.schema import Event
 from ..engine import AlertFactory, CompiledRule, Trigger, trigger_of
 from . import rules as R
 from .baseline import Baseline, Exchange, distance_outside, median_mad
-from .features import Message, point_values, request_range
+from .features import Message, point_values
 
 ADDRESS_SLACK = 4  # addresses this close to a learned range are still in it
 STOP_PERIODS = 5.0  # "stopped": no request for this many learned periods ...
@@ -48,6 +48,10 @@ class State:
             return False
         self.alerted[key] = now
         return True
+
+
+def _unit(unit: Any) -> str:
+    return f" unit {unit}" if unit is not None else ""
 
 
 def _link(m: Message) -> str:
@@ -121,23 +125,36 @@ class NewFunctionDetector(AnomalyDetector):
 
 
 class NewAddressDetector(AnomalyDetector):
+    """A known function of a known link touching addresses outside what it touched while learning.
+
+    Per address space (features.py): a range farther than ADDRESS_SLACK from the learned intervals,
+    or a space the function never touched (a new DNP3 group, S7 data block, CIP tag, OPC UA node).
+    """
+
     rule = R.NEW_ADDRESS
 
     def on_event(self, event: Event, msg: Message, state: State) -> list[Event]:
         funcs = self.baseline.links.get(msg.link)
-        rng = request_range(msg)
-        if not msg.request or funcs is None or rng is None or msg.function not in funcs:
+        if not msg.request or funcs is None or not msg.targets or msg.function not in funcs:
             return []
-        learned = funcs[msg.function]
-        if not learned or distance_outside(learned, *rng) <= ADDRESS_SLACK:
-            return []
-        key = (msg.link, msg.function)
-        if not state.allow(key, event.timestamp):
-            return []
-        shown = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in learned)
-        return [self.alert([trigger_of(event)], event, feature="address range", observed=f"{rng[0]}-{rng[1]}",
-                           baseline=shown, message=f"{msg.function} on {_link(msg)} touches {rng[0]}-{rng[1]}, "
-                           f"outside the learned {shown}")]
+        spaces = funcs[msg.function]
+        out = []
+        for space, lo, hi in msg.targets:
+            learned = spaces.get(space)
+            if learned and distance_outside(learned, lo, hi) <= ADDRESS_SLACK:
+                continue
+            if not state.allow((msg.link, msg.function, space), event.timestamp):
+                continue
+            where = f"{space} " if space else ""
+            seen = f"{lo}-{hi}" if lo != hi else str(lo)
+            if learned:
+                shown = where + ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in learned)
+            else:
+                shown = "address spaces " + (", ".join(sorted(s or "(none)" for s in spaces)) or "none")
+            out.append(self.alert([trigger_of(event)], event, feature="address range", observed=f"{where}{seen}",
+                                  baseline=shown, message=f"{msg.function} on {_link(msg)} touches {where}{seen}, "
+                                  f"outside the learned {shown}"))
+        return out
 
 
 class _Exchange:
@@ -275,18 +292,18 @@ class ValueDetector(_Points):
                 continue
             why = []
             if value < env.lo - env.margin or value > env.hi + env.margin:
-                why.append(f"value {value}")
+                why.append(f"value {value:g}")
             if prev is not None:
                 step = abs(value - prev[1])
                 if step > VALUE_STEP_FACTOR * env.max_step + env.margin:
-                    why.append(f"step {step} since the previous {prev[1]}")
+                    why.append(f"step {step:g} since the previous {prev[1]:g}")
             if not why or not state.allow(point, event.timestamp):
                 continue
             server, proto, unit, table, addr = point
             out.append(self.alert([trigger_of(event)], event, feature=f"{table} {addr}", observed=", ".join(why),
                                   baseline=env.describe(),
-                                  message=f"Value out of envelope: {server} unit {unit} {table} {addr} = {value} "
-                                          f"(learned [{env.lo}, {env.hi}])"))
+                                  message=f"Value out of envelope: {server}{_unit(unit)} {table} {addr} = {value:g} "
+                                          f"(learned [{env.lo:g}, {env.hi:g}])"))
         return out
 
 
@@ -309,7 +326,7 @@ class BinaryDetector(_Points):
                 flips.popleft()
             why = None
             if value not in prof.states:
-                why = f"state {value}"
+                why = f"state {value:g}"
             elif len(flips) > max(3, 3 * prof.per_minute * BINARY_WINDOW / 60.0):
                 why = f"{len(flips)} transitions in {BINARY_WINDOW:.0f}s"
             if why is None or not state.allow(point, event.timestamp):
@@ -317,7 +334,7 @@ class BinaryDetector(_Points):
             server, proto, unit, table, addr = point
             out.append(self.alert([trigger_of(event)], event, feature=f"{table} {addr}", observed=why,
                                   baseline=prof.describe(),
-                                  message=f"Binary point {server} unit {unit} {table} {addr}: {why} "
+                                  message=f"Binary point {server}{_unit(unit)} {table} {addr}: {why} "
                                           f"(learned {prof.describe()})"))
         return out
 

@@ -30,7 +30,7 @@ from .exceptions import ModelError, SiteMismatchError
 from .features import message_of
 from .multivariate import DEFAULT_METHOD, FEATURES, Scorer, TrainingSet, Windower
 
-FORMAT = 1
+FORMAT = 2  # 2: address ranges per address space (every protocol), float process values
 KEEP_VERSIONS = 3
 
 
@@ -193,6 +193,9 @@ def load_model(directory: str | os.PathLike[str], site: str | None = None) -> tu
 
     meta = read_metadata(directory)
     version = Path(directory) / meta["version"]
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{version}: model format {meta.get('format')} is not this version's {FORMAT}; "
+                         f"retrain it with `qinling learn`")
     if site is not None and meta.get("site") != site:
         raise SiteMismatchError(str(version), str(meta.get("site")), site)
     blob = version / meta.get("file", "model.joblib")

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ENV_FILE = REPO / ".cache" / "services" / "run" / "env"
+# an independent instance (`QINLING_SERVICES_DIR=... python -m pipeline.services up --kafka-port ...`) writes its own
+ENV_FILE = Path(os.environ["QINLING_SERVICES_DIR"]) / "env" if os.environ.get("QINLING_SERVICES_DIR") else REPO / ".cache" / "services" / "run" / "env"
 
 
 def _env_file() -> dict[str, str]:

@@ -66,6 +66,8 @@ SERVICES: Final[dict[int, str]] = {
     83: "getAccessControlListAttributes", 84: "reportAccessControlledObjects", 85: "deleteAccessControlList",
     86: "changeAccessControl",
 }
+# ConfirmedServiceResponse spells two alternatives its own way (ISO 9506-2 ASN.1, as Wireshark and ICSNPP)
+RESPONSE_SERVICES: Final[dict[int, str]] = {**SERVICES, 32: "requestDomainDownLoad", 56: "reportActionStatus"}
 UNCONFIRMED_SERVICES: Final[dict[int, str]] = {0: "informationReport", 1: "unsolicitedStatus", 2: "eventNotification"}
 
 _READ = ("status", "getNameList", "read", "getVariableAccessAttributes", "getScatteredAccessAttributes",
@@ -73,7 +75,7 @@ _READ = ("status", "getNameList", "read", "getVariableAccessAttributes", "getSca
          "reportPoolSemaphoreStatus", "reportSemaphoreEntryStatus", "getDomainAttributes",
          "getProgramInvocationAttributes", "getEventConditionAttributes", "reportEventConditionStatus",
          "getEventActionAttributes", "reportEventActionStatus", "reportEventEnrollmentStatus",
-         "getEventEnrollmentAttributes", "getAlarmSummary", "getAlarmEnrollmentSummary", "readJournal",
+         "getEventEnrollmentAttributes", "reportActionStatus", "getAlarmSummary", "getAlarmEnrollmentSummary", "readJournal",
          "reportJournalStatus", "getCapabilityList", "getDataExchangeAttributes", "getAccessControlListAttributes",
          "reportAccessControlledObjects")  # fmt: skip
 _WRITE = ("rename", "write", "defineNamedVariable", "defineScatteredAccess", "deleteVariableAccess",
@@ -94,6 +96,7 @@ SERVICE_ACTIONS: Final[dict[str, str]] = {
     "downloadSegment": "program_download",
     "terminateDownloadSequence": "program_download",
     "requestDomainDownload": "program_download",
+    "requestDomainDownLoad": "program_download",
     "loadDomainContent": "program_download",
     "initiateUploadSequence": "program_upload",
     "uploadSegment": "program_upload",
@@ -131,7 +134,7 @@ ERROR_CLASSES: Final[dict[int, str]] = {
 }  # fmt: skip
 # RejectPDU.rejectReason CHOICE tags
 REJECT_REASONS: Final[dict[int, str]] = {
-    0: "confirmed-requestPDU", 1: "confirmed-requestPDU", 2: "confirmed-responsePDU", 3: "confirmed-errorPDU",
+    1: "confirmed-requestPDU", 2: "confirmed-responsePDU", 3: "confirmed-errorPDU",
     4: "unconfirmedPDU", 5: "pdu-error", 6: "cancel-requestPDU", 7: "cancel-responsePDU", 8: "cancel-errorPDU",
     9: "conclude-requestPDU", 10: "conclude-responsePDU", 11: "conclude-errorPDU",
 }  # fmt: skip

@@ -26,6 +26,7 @@ from .constants import (
     OBJECT_CLASSES,
     PDU_TYPES,
     REJECT_REASONS,
+    RESPONSE_SERVICES,
     SERVICES,
     SESSION_USER_DATA,
     SPDU_TYPES,
@@ -193,7 +194,7 @@ def _pdu(n: int, t: Tlv, out: MmsPdu) -> None:
         if svc is None:
             out.bad(f"{PDU_TYPES[n]} without a service")
             return
-        f["service_code"], f["service"] = svc.tag, SERVICES.get(svc.tag, f"unknown_{svc.tag}")
+        f["service_code"], f["service"] = svc.tag, (SERVICES if n == 0 else RESPONSE_SERVICES).get(svc.tag, f"unknown_{svc.tag}")
         (_request if n == 0 else _response)(svc.tag, svc, f)
     elif n == 2:  # confirmed error
         for c in kids:

@@ -95,6 +95,8 @@ class MmsSession:
                 f["request_frame"] = req.frame
                 action = req.action
                 for k in _CARRY:
+                    if n == 1 and k in ("service_code", "service"):
+                        continue  # a response names its service itself; one that does not is malformed (flagged)
                     if k in req.f and k not in f:
                         f[k] = req.f[k]
             else:

@@ -377,10 +377,11 @@ def _document() -> dict[str, Any]:
                                       params=[_q("actor", "only this actor"), _q("action", "only this action"), *PAGING])},
     }
     _casework(schemas, paths)
-    from . import dashboard, events  # 事件检索, 企业看板: each area describes its own routes
+    from . import anomaly, dashboard, events  # 事件检索, 企业看板: each area describes its own routes
 
     events.describe(schemas, paths)
     dashboard.describe(schemas, paths)
+    anomaly.describe(schemas, paths)  # 学习模型, 检测评估
     return {
         "openapi": "3.1.0",
         "info": {
@@ -393,7 +394,7 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"cookie": []}],
-        "tags": [{"name": t} for t in ("session", "overview", "alerts", "assets", "captures", "enterprises", "admin", "meta")],
+        "tags": [{"name": t} for t in ("session", "overview", "alerts", "assets", "captures", "enterprises", "anomaly", "admin", "meta")],
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -26,6 +26,14 @@ class StrictSafeLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.duplicates: list[tuple[Any, int, int]] = []  # key, line, line of its first occurrence
 
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        # An alias can make the document recursive (`a: &x [*x]`) or exponentially large when walked
+        # (nested aliases): rule and lists files are small enough to write every value out.
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed here; write the value out", mark)
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Hashable, Any]:
         if isinstance(node, MappingNode):
             self.flatten_mapping(node)
@@ -91,7 +99,12 @@ def read_yaml(path: str | os.PathLike[str], errors: list[RuleError], *, what: st
     except UnicodeDecodeError as e:
         errors.append(RuleError(spath, 0, f"{what} file is not UTF-8: {e.reason}"))
         return None
-    loader = StrictSafeLoader(text)
+    try:
+        loader = StrictSafeLoader(text)  # checks every character first: a NUL or other control character fails here
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        errors.append(RuleError(spath, line, f"not valid YAML: character {e.character!r} is not allowed; remove it"))
+        return None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -22,7 +22,7 @@ def utc_time(raw: bytes) -> tuple[str, int] | None:
         return None
     secs = int.from_bytes(raw[0:4], "big")
     frac = int.from_bytes(raw[4:7], "big")
-    micros = (frac * 1_000_000) >> 24
+    micros = (frac * 1_000_000 + (1 << 23)) >> 24  # rounded to the nearest microsecond, as ICSNPP logs it
     t = _EPOCH + dt.timedelta(seconds=secs, microseconds=micros)
     return t.isoformat().replace("+00:00", "Z"), raw[7]
 

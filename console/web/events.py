@@ -57,7 +57,9 @@ class EventForm:
 
 def _ip_value(name: str, raw: str) -> str | ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
-        return str(ipaddress.ip_address(raw))
+        addr = ipaddress.ip_address(raw)
+        mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
+        return str(mapped or addr)  # as the sensors write it: ::ffff:10.0.0.1 is 10.0.0.1
     except ValueError:
         pass
     try:

@@ -121,9 +121,12 @@ def test_cli_learn_relearn_evaluate(tmp_path: Path, capsys) -> None:
     model, meta = load_model(out, "test")
     assert meta["relearned"][0]["client"] == "10.10.1.20"
     attack = caps / "modbus_plant_attack"
-    rc = main(["evaluate", f"{attack}.pcap", "--labels", f"{attack}.labels.yml", "--model", str(out), "--site", "test"])
+    rc = main(["evaluate", f"{attack}.pcap", "--labels", f"{attack}.labels.yml", "--model", str(out), "--site", "test",
+               "--record", str(tmp_path / "runs")])
     text = capsys.readouterr().out
     assert rc == 0 and "13/13 attack steps detected" in text
+    [rec] = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())["scenarios"]
+    assert rec["scenario"] == "modbus_plant_attack" and all(s["detected"] for s in rec["steps"])
     assert main(["evaluate", f"{attack}.pcap", "--labels", f"{attack}.labels.yml", "--model", str(out),
-                 "--site", "other"]) == 2
+                 "--site", "other", "--no-record"]) == 2
     assert "learned for site 'test'" in capsys.readouterr().err

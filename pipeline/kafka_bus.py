@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import socket
 import threading
 import time
@@ -64,8 +65,23 @@ except ImportError as e:  # pragma: no cover - kafka-python is an install requir
 _START_HINT = "start one with `python -m pipeline.services up kafka`, or point QINLING_KAFKA_BOOTSTRAP at a reachable broker"
 
 
-def _unreachable(bootstrap: str, err: BaseException) -> BusError:
+def _unreachable(bootstrap: str, err: BaseException, security: Mapping[str, Any] | None = None) -> BusError:
+    if security and str(security.get("security_protocol", "")).startswith("SASL"):
+        # the TCP probe succeeded: a SASL client that cannot bootstrap was almost always refused at login
+        user = security.get("sasl_plain_username", "")
+        return BusError(f"the Kafka broker at {bootstrap} did not accept {security.get('sasl_mechanism')} login as {user!r} "
+                        f"({err}): check kafka_sasl_username / kafka_sasl_password and that the account exists")
     return BusError(f"no Kafka broker answered at {bootstrap} ({err}); {_START_HINT}")
+
+
+def _subscription(topics: Sequence[str]) -> dict[str, Any]:
+    """kafka-python `subscribe` arguments: names starting with `^` are regular expressions (e.g. every
+    enterprise's events topic, `^ent\\..+\\.events$`), the others literal topic names."""
+    patterns = [t for t in topics if t.startswith("^")]
+    if not patterns:
+        return {"topics": list(topics)}
+    literal = [f"^{re.escape(t)}$" for t in topics if not t.startswith("^")]
+    return {"pattern": "|".join(f"(?:{p})" for p in [*patterns, *literal])}
 
 
 def default_compression() -> str | None:
@@ -138,7 +154,7 @@ class KafkaBus(Bus):
                 **self.security,
             )
         except KafkaError as e:
-            raise _unreachable(self.bootstrap, e) from e
+            raise _unreachable(self.bootstrap, e, self.security) from e
 
     def ensure_topics(self, topics: Sequence[str], partitions: int, replication_factor: int = 1) -> None:
         """Create the topics that do not exist yet (existing ones keep their partition count)."""
@@ -268,6 +284,10 @@ class _KafkaProducer(Producer):
             failed, err = self._failed, self._first_error
             self._failed, self._first_error = 0, None
         if failed:
+            if "AuthorizationFailed" in type(err).__name__:
+                user = self._bus.security.get("sasl_plain_username", "this client")
+                raise BusError(f"{failed} record(s) refused by {self._bus.bootstrap}: {user!r} may not write there ({err}); "
+                               "a sensor account may write only its own enterprise's topic")
             raise BusError(f"{failed} record(s) were not acknowledged by {self._bus.bootstrap} (first error: {err}); send them again")
 
     def close(self) -> None:
@@ -333,9 +353,9 @@ class _KafkaConsumer(Consumer):
                 metadata_max_age_ms=5000,
                 **bus.security,
             )
-            c.subscribe(topics=self._topics, listener=_Listener(self))
+            c.subscribe(**_subscription(self._topics), listener=_Listener(self))
         except KafkaError as e:
-            raise _unreachable(bus.bootstrap, e) from e
+            raise _unreachable(bus.bootstrap, e, bus.security) from e
         return c
 
     def _close_quietly(self) -> None:

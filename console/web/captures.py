@@ -169,6 +169,12 @@ class CaptureDB:
             c.execute("INSERT OR REPLACE INTO captures (sha256, organization, name, size, format, uploader, uploaded_at) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (sha256, organization, name, size, fmt, uploader, _now()))
 
+    def unfinished(self) -> list[Capture]:
+        """Captures queued or replaying: after a restart, their replay is started again."""
+        with self._tx() as c:
+            rows = c.execute("SELECT * FROM captures WHERE status IN ('queued', 'replaying') ORDER BY uploaded_at").fetchall()
+        return [self._capture(r) for r in rows]
+
     def update(self, sha256: str, organization: str, **fields: Any) -> None:
         if "warnings" in fields:
             fields["warnings"] = json.dumps(fields["warnings"], ensure_ascii=False)
@@ -318,6 +324,36 @@ class _State:
     def __init__(self, app: Flask) -> None:
         self.db = CaptureDB(console_db_path(app))
         self.worker = Worker(app, self.db, int(app.config["CAPTURE_QUEUE"]))
+        self.interrupted = _recover(app, self)
+
+
+def _recover(app: Flask, st: _State) -> dict[str, Any]:
+    """After a stop: remove the partial files of uploads the stop cut off (they never became captures:
+    a file is named by its hash only once it is complete and readable) and start again the replays
+    the stop interrupted (writes are idempotent by event id). Returns what was removed, for the page."""
+    started = app.extensions[EXTENSION]["started"]
+    folder = upload_dir(app)
+    sizes = []
+    for p in folder.glob(".upload-*") if folder.is_dir() else ():
+        try:
+            if p.stat().st_mtime < started:  # this process's own uploads in progress are newer
+                sizes.append(p.stat().st_size)
+                p.unlink()
+        except OSError:
+            continue
+    if sizes:
+        log.warning("captures: removed %d upload(s) cut off by the last stop (%d bytes received); they were never stored as captures",
+                    len(sizes), sum(sizes))
+    for cap in st.db.unfinished():
+        path = uploaded_path(app, cap.sha256)
+        if path is None:
+            st.db.update(cap.sha256, cap.organization, status="failed", error="capture file missing after a restart", finished_at=_now())
+            continue
+        st.db.update(cap.sha256, cap.organization, status="queued", progress=0)
+        if st.worker.submit(Job(cap.sha256, cap.organization, path, cap.uploader)):
+            log.warning("captures: replay of %s for %s interrupted by the last stop; started again", cap.sha256[:16], cap.organization)
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    return {"count": len(sizes), "bytes": sum(sizes), "size": _mib(sum(sizes)), "restarted_at": when}
 
 
 def init_app(app: Flask) -> None:
@@ -325,7 +361,29 @@ def init_app(app: Flask) -> None:
         app.config.setdefault(key, value)
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # the multipart envelope around the file needs a little more
         app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_BYTES"]) + 64 * 1024
-    app.extensions[EXTENSION] = {"lock": threading.Lock(), "state": None}
+    app.extensions[EXTENSION] = {"lock": threading.Lock(), "state": None, "started": time.time()}
+    app.request_class = _upload_request(app.request_class)
+
+
+def _upload_request(base: type) -> type:
+    """A request class whose capture uploads stream into the upload folder (`.upload-*.part`) rather
+    than an anonymous temporary file: what a stop cuts off is left where the next start finds,
+    removes and reports it (`_recover`)."""
+    if getattr(base, "qinling_uploads", False):
+        return base
+
+    class UploadRequest(base):  # type: ignore[misc, valid-type]
+        qinling_uploads = True
+
+        def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                             filename: str | None = None, content_length: int | None = None) -> Any:
+            if self.path.rstrip("/") in ("/captures", "/api/v1/captures"):
+                folder = upload_dir(current_app)  # type: ignore[arg-type]
+                folder.mkdir(parents=True, exist_ok=True)
+                return tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", suffix=".part")
+            return super()._get_file_stream(total_content_length, content_type, filename, content_length)
+
+    return UploadRequest
 
 
 def state(app: Flask | None = None) -> _State:
@@ -522,8 +580,10 @@ def index() -> ResponseReturnValue:
     choices = get_db().enterprises(only=pinned) if user and user.role != "enterprise" else []
     from .auth import can
 
-    return render_template("captures/list.html", captures=rows, choices=choices, may_upload=can("captures.upload"),
-                           limit=_mib(int(current_app.config["MAX_UPLOAD_BYTES"])))
+    may_upload = can("captures.upload")
+    return render_template("captures/list.html", captures=rows, choices=choices, may_upload=may_upload,
+                           limit=_mib(int(current_app.config["MAX_UPLOAD_BYTES"])),
+                           interrupted=state().interrupted if may_upload else None)
 
 
 @bp.post("/")
@@ -550,7 +610,12 @@ def detail(sha256: str) -> ResponseReturnValue:
 def api_list() -> ResponseReturnValue:
     org = scope()
     rows = [] if org == NO_ORGANIZATION else state().db.list(org)
-    return jsonify({"items": [c.to_dict() for c in rows], "total": len(rows)})
+    out: dict[str, Any] = {"items": [c.to_dict() for c in rows], "total": len(rows)}
+    from .auth import can
+
+    if can("captures.upload") and state().interrupted["count"]:
+        out["interrupted_uploads"] = {**state().interrupted, "message": _("captures.interrupted", **state().interrupted)}
+    return jsonify(out)
 
 
 @api.post("/captures")

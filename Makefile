@@ -11,7 +11,7 @@ PORT ?= 5000
 
 SERVICES := $(BIN)/python -m pipeline.services
 
-.PHONY: demo test journeys venv apt bench lint clean services services-down
+.PHONY: demo test journeys fuzz venv apt bench lint clean services services-down
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -61,6 +61,13 @@ test: apt venv $(ECHARTS)
 # Browser journeys only: Playwright (from the test extra) driving Debian's Chromium; no browser download.
 journeys: apt venv $(ECHARTS)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/console/browser_journeys tests/console/test_browser.py
+
+# Coverage-guided atheris runs of every fuzz target (each decoder, capture files, rules, the upload endpoint),
+# FUZZ_SECONDS each (default 60); prints inputs tried and crashes per target (tests/fuzz/run_atheris.py).
+FUZZ_SECONDS ?= 60
+fuzz: venv
+	$(BIN)/pip install -q -e '.[test,fuzz]'
+	$(BIN)/python -m tests.fuzz.run_atheris --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 services: venv
 	$(SERVICES) up

@@ -11,7 +11,7 @@ from flask import Flask
 
 from . import matrix, notices, province, triage  # 监测预警 triage, ATT&CK matrix, 通报应急, 省级态势
 from . import admin, alerts, api, assets, auth, captures, errors, evidence, formatting, i18n, overview, store
-from . import assessment, inventory, risk
+from . import api_risk, assessment, inventory, risk, security
 from . import dashboard, events  # 企业看板, 事件检索
 from . import anomaly  # 学习模型, 检测评估
 
@@ -57,11 +57,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     formatting.init_app(app)
     errors.init_app(app)
+    security.init_app(app)  # CSP, no framing, nosniff, referrer and opener policies on every response
     captures.init_app(app)
     for bp in (overview.bp, alerts.bp, assets.bp, admin.directory, admin.bp, captures.bp, evidence.bp, captures.api,
                evidence.api, api.bp, api.legacy):
         app.register_blueprint(bp)
-    for bp in (inventory.bp, risk.bp, assessment.bp):  # 资产 map and findings, 风险, 检查评估
+    for bp in (inventory.bp, risk.bp, assessment.bp, api_risk.api):  # 资产 map and findings, 风险, 检查评估 (+ /api/v1)
         app.register_blueprint(bp)
     for bp in (triage.bp, matrix.bp, notices.bp, notices.api, province.bp):
         app.register_blueprint(bp)

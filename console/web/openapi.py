@@ -382,6 +382,9 @@ def _document() -> dict[str, Any]:
     events.describe(schemas, paths)
     dashboard.describe(schemas, paths)
     anomaly.describe(schemas, paths)  # 学习模型, 检测评估
+    from . import api_risk  # 风险, 资产通信, 漏洞, 检查评估
+
+    api_risk.describe(schemas, paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -394,7 +397,7 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"cookie": []}],
-        "tags": [{"name": t} for t in ("session", "overview", "alerts", "assets", "captures", "enterprises", "anomaly", "admin", "meta")],
+        "tags": [{"name": t} for t in ("session", "overview", "alerts", "assets", "captures", "enterprises", "anomaly", "risk", "assessment", "admin", "meta")],
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -39,8 +39,11 @@ def lists_file(settings: Settings) -> Path:
 log = logging.getLogger("qinling")
 
 
-def open_bus(settings: Settings, client_id: str = "qinling") -> Bus:
-    """`embedded`, or Kafka at `kafka://HOST:PORT[,HOST:PORT]` (plain `kafka`: `kafka_bootstrap`)."""
+def open_bus(settings: Settings, client_id: str = "qinling", topics: Sequence[str] | None = None) -> Bus:
+    """`embedded`, or Kafka at `kafka://HOST:PORT[,HOST:PORT]` (plain `kafka`: `kafka_bootstrap`).
+
+    `topics`: the topics to create if missing (default events and alerts); a publish-only sensor
+    names just its events topic, which is all a sensor account may touch (pipeline.kafka_acl)."""
     if not settings.uses_kafka:
         return EmbeddedBus()
     from pipeline.kafka_bus import KafkaBus
@@ -49,7 +52,7 @@ def open_bus(settings: Settings, client_id: str = "qinling") -> Bus:
         settings.kafka_servers,
         partitions=settings.kafka_partitions,
         client_id=client_id,
-        topics=(settings.topic(TOPIC_EVENTS), settings.topic(TOPIC_ALERTS)),
+        topics=tuple(topics) if topics is not None else (settings.topic(TOPIC_EVENTS), settings.topic(TOPIC_ALERTS)),
         replication_factor=settings.kafka_replication_factor,
         security=settings.kafka_security(),
         session_timeout_ms=settings.kafka_session_timeout_ms,
@@ -358,7 +361,7 @@ def replay(
     separate `qinling detect` / `qinling index` workers would, until they have consumed everything
     published; `out` then receives the alerts read back from the store."""
     if bus is None and settings.uses_kafka:
-        bus = open_bus(settings, client_id="qinling-replay")
+        bus = open_bus(settings, client_id="qinling-replay", topics=None if workers else [settings.topic(TOPIC_EVENTS)])
     if bus is not None and not isinstance(bus, EmbeddedBus):
         if anomaly is not None:
             raise SystemExit("qinling: anomaly detection (--learn-first/--model) runs on the embedded bus only for now")
@@ -465,7 +468,7 @@ def detect_worker(settings: Settings, bus: Bus, *, max_records: int = BATCH, rew
 
     engine, assets = load_engine(settings)
     n = settings.detect_rewind if rewind is None else rewind
-    topics = [settings.topic(TOPIC_EVENTS)]
+    topics = settings.events_topics()
     consumer = bus.consumer(topics, group=settings.detect_group, rewind=n) if n and not isinstance(bus, EmbeddedBus) else \
         bus.consumer(topics, group=settings.detect_group)  # type: ignore[call-arg]
     return DetectWorker(engine, assets, consumer, bus.producer(), alerts_topic=settings.topic(TOPIC_ALERTS),
@@ -510,7 +513,7 @@ def run_index(settings: Settings, stop: threading.Event, store: Store, *, bus: B
 
     own = bus is None
     bus = bus or open_bus(settings, client_id="qinling-index")
-    consumer = bus.consumer([settings.topic(TOPIC_EVENTS), settings.topic(TOPIC_ALERTS)], group=settings.index_group)
+    consumer = bus.consumer([*settings.events_topics(), settings.topic(TOPIC_ALERTS)], group=settings.index_group)
     try:
         return run_indexer(consumer, store, stop=stop, until=until, max_records=max_records)
     finally:
@@ -540,7 +543,8 @@ def replay_kafka(
     t_events, t_alerts = settings.topic(TOPIC_EVENTS), settings.topic(TOPIC_ALERTS)
     summary = Summary()
     rows: dict[str, dict[str, Any]] = {}
-    ev_start, al_start = bus.end_offsets(t_events), bus.end_offsets(t_alerts)
+    ev_start = bus.end_offsets(t_events)
+    al_start = bus.end_offsets(t_alerts) if workers else {}  # a sensor account may not even describe the alerts topic
     producer = bus.producer()
     pending: list[Event] = []
     for ev in decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine):

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 from pipeline import schema
 from pipeline.bus import Consumer, Producer, Record
 from pipeline.exceptions import BusError
+from pipeline.kafka_acl import forged
 from pipeline.keys import asset_key
 from pipeline.schema import Event
 
@@ -65,6 +66,8 @@ class DetectStats:
     alerts: int = 0
     batches: int = 0
     bus_errors: int = 0
+    malformed: int = 0  # records that are not events: skipped (counted, logged)
+    forged: int = 0  # events on an enterprise's topic naming another organization: refused (pipeline.kafka_acl)
     model_reloads: int = 0  # anomaly model versions swapped in while running
     model_errors: int = 0  # retrained models that failed to load (the old one was kept)
     committed: dict[TP, int] = field(default_factory=dict)  # (topic, partition) -> next offset committed
@@ -115,10 +118,19 @@ class DetectWorker:
         return batch
 
     def _ordered(self, batch: list[Record]) -> Iterable[tuple[Record, Event]]:
-        """The batch's partitions merged by event time; each partition keeps its offset order."""
+        """The batch's partitions merged by event time; each partition keeps its offset order.
+
+        A record that is not an event (a sensor account can write any bytes to its topic) is counted
+        in `stats.malformed`, logged and skipped: it must not stop detection for everyone else."""
         parts: dict[TP, list[tuple[Record, Event]]] = {}
         for r in batch:
-            parts.setdefault((r.topic, r.partition), []).append((r, schema.decode_event(r.value)))
+            try:
+                ev = schema.decode_event(r.value)
+            except (ValueError, TypeError) as e:  # msgspec.DecodeError / ValidationError are ValueErrors
+                self.stats.malformed += 1
+                log.warning("detect: record %s/%d@%d is not an event (%s): skipped", r.topic, r.partition, r.offset, e)
+                continue
+            parts.setdefault((r.topic, r.partition), []).append((r, ev))
         if len(parts) == 1:
             return next(iter(parts.values()))
         return heapq.merge(*(parts[k] for k in sorted(parts)), key=lambda re: re[1].timestamp)
@@ -161,6 +173,11 @@ class DetectWorker:
                 self.stats.skipped += 1
                 continue
             self._applied[tp] = r.offset + 1
+            if forged(r.topic, ev):  # a sensor stamped another enterprise's id on its own topic's events
+                self.stats.forged += 1
+                log.warning("detect: event %s on %s names organization %r: refused", ev.event.id, r.topic,
+                            ev.organization.id if ev.organization else None)
+                continue
             raised = self._detect(ev)
             self.assets.observe(ev)
             if r.offset < warm.get(tp, -1):

@@ -35,6 +35,7 @@ class Settings:
     kafka_ssl_cafile: str = ""  # PEM bundle that signed the brokers' certificates
     kafka_session_timeout_ms: int = 10000  # a dead worker's partitions move after this long
     kafka_heartbeat_interval_ms: int = 1000
+    kafka_events_pattern: str = ""  # also consume every topic matching this regex, e.g. ^ent\..+\.events$ (enterprise sensors' topics)
     detect_group: str = "detect"
     index_group: str = "index"
     detect_rewind: int = 10000  # records per partition re-read (state only) when a detector takes a partition over
@@ -72,6 +73,17 @@ class Settings:
             raise SettingsError(f"setting kafka_partitions: {self.kafka_partitions} must be >= 1")
         if bool(self.es_username) != bool(self.es_password):
             raise SettingsError("settings es_username and es_password: set both (basic auth) or neither")
+        if self.kafka_events_pattern:
+            if not self.kafka_events_pattern.startswith("^"):
+                raise SettingsError(f"setting kafka_events_pattern: {self.kafka_events_pattern!r} must start with ^ (a regular expression over topic names)")
+            try:
+                re.compile(self.kafka_events_pattern)
+            except re.error as e:
+                raise SettingsError(f"setting kafka_events_pattern: {self.kafka_events_pattern!r} is not a regular expression: {e}") from e
+
+    def events_topics(self) -> list[str]:
+        """What the detect and index workers consume as events: the events topic, and the pattern if set."""
+        return [self.topic("events"), *([self.kafka_events_pattern] if self.kafka_events_pattern else [])]
 
     @property
     def uses_kafka(self) -> bool:

@@ -10,4 +10,5 @@ MODULES: tuple[str, ...] = (
     "console.commands.vulns",
     "console.commands.anomaly",
     "console.commands.services",
+    "console.commands.kafka_accounts",
 )

@@ -87,9 +87,9 @@ def _block(btype: int, b: bytes, out: dict[str, object]) -> None:
         out["session_key"] = int.from_bytes(b[18:20], "big")
         if btype == 0x0101:
             out["cm_initiator_mac"] = b[20:26].hex(":")
-            if len(b) >= 54:
-                n = int.from_bytes(b[52:54], "big")
-                out["station_name"] = b[54 : 54 + n].decode("latin-1")
+            if len(b) >= 52:  # after ARType, ARUUID, SessionKey, MAC, ObjectUUID, ARProperties, timeout factor, UDP RT port
+                n = int.from_bytes(b[50:52], "big")
+                out["station_name"] = b[52 : 52 + n].decode("latin-1")
     elif btype in c.CONTROL_BLOCKS and len(b) >= 26:
         out["ar_uuid"] = str(uuid.UUID(bytes=b[2:18]))
         out["session_key"] = int.from_bytes(b[18:20], "big")

@@ -91,7 +91,10 @@ def test_every_route_as_every_role_against_a_foreign_enterprise(open_app: Flask,
         if role == "auditor" and endpoint in ("alerts.index", "alerts.detail", "assets.index", "assets.detail", "api_v1.alerts",
                                  "api_v1.alert", "api_v1.evidence", "api_v1.assets", "api_v1.asset", "api_v1.overview",
                                  "events.index", "events.detail", "events_api.api_list", "events_api.api_event",
-                                 "events_api.api_event_alerts", "dashboard_api.api_dashboard"):
+                                 "events_api.api_event_alerts", "dashboard_api.api_dashboard", "risk_api.api_risk",
+                                 "risk_api.api_map", "risk_api.api_findings", "risk_api.api_assessments",
+                                 "risk_api.api_assessment", "risk_api.api_assessment_draft",
+                                 "risk_api.api_assessment_submit"):
             assert status == 403, where
         if role == "auditor" and endpoint == "dashboard.index":
             assert status == 302, where  # to their own start page

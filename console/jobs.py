@@ -16,7 +16,7 @@ from detection.assets import AssetTracker
 from detection.engine import DetectionEngine
 from detection.rules.loader import load_rules
 from pipeline import schema
-from pipeline.exceptions import BusError
+from pipeline.exceptions import BusError, StoreError
 from pipeline.bus import TOPIC_ALERTS, TOPIC_EVENTS, Bus, EmbeddedBus
 from pipeline.keys import asset_key
 from pipeline.schema import Event
@@ -98,17 +98,39 @@ class JsonlSink(Sink[Event]):
             self._pending = []
 
 
+class StoreWriteError(StoreError):
+    """A batch could not be written; says how much this run had stored before it (all of it intact)."""
+
+    def __init__(self, cause: StoreError, stored: collections.Counter[str], failed: int) -> None:
+        super().__init__(str(cause))
+        self.cause, self.stored, self.failed = cause, stored, failed
+
+    @property
+    def disk_full(self) -> bool:
+        text = str(self.cause).lower()
+        return "disk is full" in text or "no space left" in text or "enospc" in text
+
+
 class StoreSink(Sink[Event]):
+    """Writes each batch in one transaction; counts what was stored, by `event.kind`."""
+
     def __init__(self, store: Store) -> None:
         self._store, self._pending = store, []  # type: tuple[Store, list[Event]]
+        self.stored: collections.Counter[str] = collections.Counter()
 
     def add(self, item: Event) -> None:
         self._pending.append(item)
 
     def flush(self) -> None:
         if self._pending:
-            self._store.write(self._pending)
-            self._store.flush()
+            try:
+                self._store.write(self._pending)
+                self._store.flush()
+            except StoreWriteError:
+                raise
+            except StoreError as e:  # the batch is not committed on the bus: a rerun writes it (idempotently)
+                raise StoreWriteError(e, collections.Counter(self.stored), len(self._pending)) from e
+            self.stored.update(ev.event.kind for ev in self._pending)
             self._pending = []
 
 
@@ -370,9 +392,24 @@ def replay(
     summary = Summary()
     wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus,
                     extra=[anomaly] if anomaly is not None else ())
-    for ev in decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine):
-        wiring.put(ev)
-    return wiring.finish()
+    events = decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine)
+    try:
+        for ev in events:
+            wiring.put(ev)
+        return wiring.finish()
+    except StoreWriteError as e:
+        total = wiring._sent + sum(1 for _ in events)  # decoded only, to say exactly how many were not stored
+        raise StoreError(_store_failure(e, total)) from e
+
+
+def _store_failure(e: StoreWriteError, total_events: int) -> str:
+    what = "the disk under the store is full" if e.disk_full else "the store refused a write"
+    stored_events = e.stored.get("event", 0)
+    return (f"{what} ({e.cause}). Stored by this run, intact: {stored_events} of {total_events} event(s) and "
+            f"{e.stored.get('alert', 0)} alert(s). NOT stored: {total_events - stored_events} event(s) (the failed batch of "
+            f"{e.failed} record(s) and everything after it) and the alerts they would raise. Nothing past what was stored "
+            "was marked consumed: free space (or use another --store) and run the same command again; what is already "
+            "stored is not stored twice.")
 
 
 def live(

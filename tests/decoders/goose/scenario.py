@@ -64,6 +64,27 @@ def script() -> list[tuple[str, str, int | None, bytes]]:
     return s
 
 
+# attack label (the rule it must raise) -> step name and description, in the testbed's label format
+STEPS = {'qn-goose-0001': ('simulation_flag', 'IED3 publishes gcbT with the test/simulation flag set.'), 'qn-goose-0002': ('st_num_jump', 'A frame for gcbJ with stNum 4000 after 10: GOOSE poisoning (the highest stNum wins).'), 'qn-goose-0003': ('replay_and_injection', 'gcbR: a retransmission replayed (sqNum back to 1); gcbD: new data under the same stNum.'), 'qn-goose-0004': ('needs_commissioning', 'gcbN published with ndsCom set.'), 'qn-goose-0005': ('truncated_pdu', 'A GOOSE frame cut inside its goosePdu.')}
+
+
+def _ranges(frames: list[int]) -> str:
+    out, start = [], frames[0]
+    for a, b in zip(frames, frames[1:] + [None]):
+        if b != a + 1:
+            out.append(str(start) if start == a else f"{start}-{a}")
+            start = b
+    return ",".join(out)
+
+
+def _step(label: str, frames: list[int]) -> dict[str, object]:
+    if label == "normal":
+        return {"name": "normal", "kind": "normal", "frames": _ranges(frames), "frame_count": len(frames), "expect_rules": [],
+                "description": "Everything not in an attack step."}
+    name, text = STEPS[label]
+    return {"name": name, "kind": "attack", "frames": _ranges(frames), "frame_count": len(frames), "expect_rules": [label], "description": text}
+
+
 def build(out: Path) -> tuple[Path, Path]:
     frames, labels = [], []
     for i, (label, mac, vlan, body) in enumerate(script()):
@@ -89,7 +110,7 @@ def build(out: Path) -> tuple[Path, Path]:
         "capture": pcap.name,
         "sha256": hashlib.sha256(pcap.read_bytes()).hexdigest(),
         "frames_total": len(frames),
-        "steps": [{"label": k, "frames": v} for k, v in steps.items()],
+        "steps": [_step(k, v) for k, v in steps.items()],
     }
     lab = out / f"{NAME}.labels.yml"
     lab.write_text("# Generated; do not edit. Frame numbers are 1-based, as in Wireshark.\n" + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")

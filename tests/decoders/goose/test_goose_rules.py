@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from detection.engine import DetectionEngine
+from detection.labels import load
 from detection.rules import load_rules
 from pipeline.schema import Event
 from sensors.engine import decode_file
@@ -33,8 +34,9 @@ def test_capture_is_what_the_scenario_builds(tmp_path: Path) -> None:
 
 def test_each_rule_fires_on_its_attack_and_not_on_normal_frames() -> None:
     doc = yaml.safe_load((PCAPS / f"{NAME}.labels.yml").read_text())
-    label_of = {f: s["label"] for s in doc["steps"] for f in s["frames"]}
-    alerts, events = _alerts(PCAPS / doc["capture"])
+    sc = load(PCAPS / f"{NAME}.labels.yml")
+    label_of = {f: (step.expect_rules[0] if step.kind == "attack" else "normal") for step in sc.steps for f in step.frames}
+    alerts, events = _alerts(sc.capture)
     goose = [e for e in events if e.event.dataset == "goose"]
     assert len(goose) == doc["frames_total"]
     assert any(e.network is not None and e.network.vlan_id == [10] for e in goose), "VLAN-tagged GOOSE not decoded"
@@ -44,7 +46,7 @@ def test_each_rule_fires_on_its_attack_and_not_on_normal_frames() -> None:
         for f in a.evidence.frames or []:
             fired[label_of.get(f, "?")].add(a.rule.id)
     assert not fired.get("normal"), f"normal traffic raised {fired.get('normal')}"
-    expected = {s["label"] for s in doc["steps"] if s["label"] != "normal"}
+    expected = {r for step in sc.attacks for r in step.expect_rules}
     for label in expected:
         assert label in fired.get(label, set()), f"{label} did not fire (fired there: {sorted(fired.get(label, set()))})"
     assert expected == {f"qn-goose-{n:04d}" for n in range(1, 6)} == {yaml.safe_load(p.read_text())["id"] for p in (REPO / "rules" / "goose").glob("*.yml")}

@@ -121,6 +121,27 @@ def script() -> list[tuple[str, Packet]]:
     return s
 
 
+# attack label (the rule it must raise) -> step name and description, in the testbed's label format
+STEPS = {'qn-profinet-0001': ('dcp_set_ip', "The attacker re-addresses io-dev-1 by DCP Set IP (and the device's answer)."), 'qn-profinet-0002': ('dcp_reset_to_factory', 'The attacker resets io-dev-1 to factory settings by DCP Set (untagged).'), 'qn-profinet-0003': ('io_cm_write', 'The attacker writes a record to io-dev-1 over IO CM (Write request and response).'), 'qn-profinet-0004': ('dcp_identify_all', 'The attacker identifies every device by DCP Identify All.')}
+
+
+def _ranges(frames: list[int]) -> str:
+    out, start = [], frames[0]
+    for a, b in zip(frames, frames[1:] + [None]):
+        if b != a + 1:
+            out.append(str(start) if start == a else f"{start}-{a}")
+            start = b
+    return ",".join(out)
+
+
+def _step(label: str, frames: list[int]) -> dict[str, object]:
+    if label == "normal":
+        return {"name": "normal", "kind": "normal", "frames": _ranges(frames), "frame_count": len(frames), "expect_rules": [],
+                "description": "Everything not in an attack step."}
+    name, text = STEPS[label]
+    return {"name": name, "kind": "attack", "frames": _ranges(frames), "frame_count": len(frames), "expect_rules": [label], "description": text}
+
+
 def build(out: Path) -> tuple[Path, Path]:
     frames, labels = [], []
     for i, (label, pkt) in enumerate(script()):
@@ -144,7 +165,7 @@ def build(out: Path) -> tuple[Path, Path]:
         "frames_total": len(frames),
         "hosts": {"plc1": {"ip": PLC1[0], "mac": PLC1[1]}, "eng": {"ip": ENG[0], "mac": ENG[1]}, "atk": {"ip": ATK[0], "mac": ATK[1]},
                   "io-dev-1": {"ip": DEV[0], "mac": DEV[1]}},
-        "steps": [{"label": k, "frames": v} for k, v in steps.items()],
+        "steps": [_step(k, v) for k, v in steps.items()],
     }
     lab = out / f"{NAME}.labels.yml"
     lab.write_text("# Generated; do not edit. Frame numbers are 1-based, as in Wireshark.\n" + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")

@@ -80,7 +80,7 @@ _READ = ("status", "getNameList", "read", "getVariableAccessAttributes", "getSca
          "reportAccessControlledObjects")  # fmt: skip
 _WRITE = ("rename", "write", "defineNamedVariable", "defineScatteredAccess", "deleteVariableAccess",
           "defineNamedVariableList", "deleteNamedVariableList", "defineNamedType", "deleteNamedType", "output",
-          "defineSemaphore", "deleteSemaphore", "createProgramInvocation", "deleteProgramInvocation",
+          "defineSemaphore", "deleteSemaphore", "createProgramInvocation",
           "defineEventCondition", "deleteEventCondition", "alterEventConditionMonitoring", "triggerEvent",
           "defineEventAction", "deleteEventAction", "defineEventEnrollment", "deleteEventEnrollment",
           "alterEventEnrollment", "acknowledgeEventNotification", "writeJournal", "initializeJournal",
@@ -104,6 +104,7 @@ SERVICE_ACTIONS: Final[dict[str, str]] = {
     "requestDomainUpload": "program_upload",
     "storeDomainContent": "program_upload",
     "deleteDomain": "program_delete",
+    "deleteProgramInvocation": "program_delete",
     "start": "mode_change",
     "stop": "mode_change",
     "resume": "mode_change",

@@ -1,0 +1,92 @@
+"""MMS messages decoded from bytes and from corpus captures: carriers, services, names, identity, pairing, actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pipeline.schema import Event
+from sensors.decoders.mms import parse_mms, parse_session
+
+from .conftest import Driver, cotp_dt
+
+
+
+def _read_request(domain: bytes, item: bytes, invoke: int = 0) -> bytes:
+    name = b"\xa1" + bytes([len(domain) + len(item) + 4]) + b"\x1a" + bytes([len(domain)]) + domain + b"\x1a" + bytes([len(item)]) + item
+    var = b"\x30" + bytes([len(name) + 2]) + b"\xa0" + bytes([len(name)]) + name
+    lov = b"\xa0" + bytes([len(var)]) + var
+    spec = b"\xa1" + bytes([len(lov)]) + lov
+    svc = b"\xa4" + bytes([len(spec)]) + spec
+    body = b"\x02\x01" + bytes([invoke]) + svc
+    return b"\xa0" + bytes([len(body)]) + body
+
+
+def _dt(mms: bytes) -> bytes:
+    pdv = b"\x02\x01\x03\xa0" + bytes([len(mms)]) + mms
+    fed = b"\x30" + bytes([len(pdv)]) + pdv
+    return b"\x01\x00\x01\x00\x61" + bytes([len(fed)]) + fed
+
+
+def test_read_request_names_domain_and_item() -> None:
+    p = parse_mms(_read_request(b"AA1E1Q01FP2LD0", b"LLN0$BR$rcb_B02", 7))
+    assert p.anomaly is None
+    f = p.f
+    assert (f["pdu_type"], f["invoke_id"], f["service"]) == ("confirmed-RequestPDU", 7, "read")
+    assert (f["domain_id"], f["item_id"], f["object_names"]) == ("AA1E1Q01FP2LD0", "LLN0$BR$rcb_B02", ["AA1E1Q01FP2LD0/LLN0$BR$rcb_B02"])
+
+
+def test_session_data_transfer_carries_the_mms_pdu() -> None:
+    u = parse_session(_dt(_read_request(b"LD0", b"XCBR1$ST$Pos")))
+    assert u.spdu == "DT" and u.anomaly is None and len(u.mms) == 1
+    assert parse_mms(u.mms[0]).f["item_id"] == "XCBR1$ST$Pos"
+
+
+def test_request_and_response_are_paired(driver: Driver) -> None:
+    req = driver.req(cotp_dt(_dt(_read_request(b"LD0", b"MMXU1$MX$TotW", 5))))
+    # confirmed-ResponsePDU invoke 5, read: listOfAccessResult [1] { floating-point [7] }, one failure [0] object-non-existent
+    results = bytes.fromhex("8705080000000080010a")  # floating-point [7] 0.0; failure [0] 10 object-non-existent
+    resp_pdu = bytes.fromhex("a111020105a40ca10a") + results
+    resp = driver.resp(cotp_dt(_dt(resp_pdu)))
+    (r,) = [e for e in req if e.event.dataset == "mms"]
+    assert r.event.action == "read" and r.mms is not None and r.mms.session_spdu == "DT"
+    events = [e for e in resp if e.event.dataset == "mms" and e.anomaly is None]
+    assert len(events) == 1, resp
+    a = events[0]
+    assert a.mms is not None and a.mms.request_frame == 1 and a.event.action == "read"
+    assert (a.mms.success_count, a.mms.failure_count, a.mms.data_access_error) == (1, 1, "object-non-existent")
+    assert a.mms.domain_id == "LD0" and a.mms.item_id == "MMXU1$MX$TotW"  # carried from the request
+    assert a.source is not None and a.source.ip == "10.0.0.2"
+
+
+def test_unanswered_response_is_unsolicited(driver: Driver) -> None:
+    events = driver.resp(cotp_dt(_dt(bytes.fromhex("a1070201099f290100"))))  # confirmed-ResponsePDU invoke 9, stop
+    codes = [e.anomaly.code for e in events if e.anomaly is not None]
+    assert codes == ["unsolicited_response"]
+    assert [e.event.action for e in events if e.anomaly is None] == ["mode_change"]
+
+
+def test_piccolo_identify_gives_vendor_model_revision(decoded: Callable[[str], list[Event]]) -> None:
+    events = [e for e in decoded("iti-ics-security-tools/IEC61850/piccolo.pcap") if e.event.dataset == "mms"]
+    assert [(e.evidence.frame if e.evidence else None, e.mms.pdu_type if e.mms else None) for e in events] == [
+        (1, "initiate-RequestPDU"), (2, "initiate-ResponsePDU"), (3, "confirmed-RequestPDU"), (4, "confirmed-ResponsePDU"), (5, "confirmed-RequestPDU"),
+    ]  # fmt: skip
+    first, accept, ident = events[0], events[1], events[3]
+    assert first.mms is not None and (first.mms.session_spdu, first.mms.acse, first.event.action) == ("CN", "aarq", "session")
+    assert accept.mms is not None and (accept.mms.session_spdu, accept.mms.acse, accept.mms.acse_result) == ("AC", "aare", "accepted")
+    assert ident.mms is not None and ident.event.action == "identify" and ident.mms.request_frame == 3
+    assert (ident.mms.vendor_name, ident.mms.model_name, ident.mms.revision) == ("INFO TECH", "S61850 for PC", "0.0.1")
+
+
+def test_program_invocation_control_is_mode_change(decoded: Callable[[str], list[Event]]) -> None:
+    for name, service in (("mms-startRequest", "start"), ("mms-stopRequest", "stop"), ("mms-resetRequest", "reset"), ("mms-killRequest", "kill"), ("mms-resumeRequest", "resume")):
+        events = [e for e in decoded(f"iti-ics-security-tools/IEC61850/MMS_-_Specific_Commands/{name}.pcap") if e.event.dataset == "mms" and e.mms and e.mms.service == service]
+        assert events, name
+        assert all(e.event.action == "mode_change" for e in events)
+        assert events[0].mms is not None and events[0].mms.program_invocation, name
+
+
+def test_port_102_still_decodes_s7comm(decoded: Callable[[str], list[Event]]) -> None:
+    # The dispatch by first byte leaves S7comm on the same port to the S7comm decoder.
+    events = decoded("icsnpp-s7comm/traces/snap7.pcap")
+    assert any(e.event.dataset == "s7comm" and e.s7comm and e.s7comm.protocol == "s7comm" for e in events)
+    assert not any(e.event.dataset == "mms" for e in events)

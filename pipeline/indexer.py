@@ -3,7 +3,12 @@
     stop = threading.Event()
     stats = run_indexer(bus.consumer(["events", "alerts"], group="index"), store, stop=stop)
 
-A batch is committed only after `store.write` and `store.flush` succeeded. When the store fails
+A batch is committed only after it is durable in the store: `store.write` and `store.flush`
+succeeded, or, for a store with `write_encoded` (Elasticsearch), that call returned (a `_bulk`
+request the node acknowledged after writing its translog; the records' bytes are indexed as they
+are, without decoding them into events). Such a store is refreshed (made searchable) when the
+consumer goes idle and at the end, not after every batch: its own refresh interval (1 s) covers a
+busy stream, and a refresh per batch cost more than the writes. When the store fails
 (`StoreError`: node down, 429/503, paused), the batch is kept, the loop backs off (doubling up to
 `max_backoff`) and writes the same batch again; nothing is committed meanwhile, so a crash or a
 SIGTERM during an outage leaves those records to be delivered again. Writes are idempotent by
@@ -43,7 +48,7 @@ def run_indexer(
     *,
     stop: threading.Event,
     until: Callable[[IndexStats], bool] | None = None,
-    max_records: int = 2000,
+    max_records: int = 5000,
     poll_timeout: float = 0.5,
     backoff: float = 0.5,
     max_backoff: float = 10.0,
@@ -52,6 +57,8 @@ def run_indexer(
     """Index until `stop` is set or `until(stats)` is true (checked after every batch and idle poll)."""
     stats = IndexStats()
     delay = backoff
+    raw_writes = hasattr(store, "write_encoded")  # durable without a flush: refresh only when idle and at the end
+    unrefreshed = False
     while not stop.is_set():
         if until is not None and until(stats):
             break
@@ -65,36 +72,58 @@ def run_indexer(
             continue
         delay = backoff
         if not batch:
+            if unrefreshed:  # idle: make what was written searchable now rather than at the next refresh
+                unrefreshed = not _refresh(store)
             continue
-        docs = [schema.decode_event(r.value) for r in batch]
-        if not _write(store, docs, stop, stats, backoff, max_backoff):
+        n_alerts = _write(store, batch, stop, stats, backoff, max_backoff)
+        if n_alerts is None:
             return stats  # stopped during an outage: nothing committed, the batch is delivered again
+        unrefreshed = raw_writes
         _commit(consumer, stop, stats, backoff, max_backoff)
         for r in batch:
             stats.committed[(r.topic, r.partition)] = max(stats.committed.get((r.topic, r.partition), 0), r.offset + 1)
         stats.records += len(batch)
         stats.batches += 1
-        n_alerts = sum(1 for d in docs if d.event.kind == "alert")
         stats.alerts += n_alerts
-        stats.events += len(docs) - n_alerts
+        stats.events += len(batch) - n_alerts
         if on_batch is not None:
             on_batch(batch)
+    if unrefreshed:
+        _refresh(store)
     return stats
 
 
-def _write(store: Store, docs: list[schema.Event], stop: threading.Event, stats: IndexStats, backoff: float, max_backoff: float) -> bool:
+def _write(store: Store, batch: list[Record], stop: threading.Event, stats: IndexStats, backoff: float, max_backoff: float) -> int | None:
+    """Write the batch durably; the number of alerts in it, or None when stopped during an outage.
+
+    A store with `write_encoded` (Elasticsearch) takes the records' bytes as they are and is durable
+    when it returns; the others get decoded events and a `flush`."""
+    write_encoded = getattr(store, "write_encoded", None)
+    docs = None if write_encoded is not None else [schema.decode_event(r.value) for r in batch]
     delay = backoff
     while True:
         try:
+            if docs is None:
+                return int(write_encoded([r.value for r in batch]))
             store.write(docs)
             store.flush()
-            return True
+            return sum(1 for d in docs if d.event.kind == "alert")
         except StoreError as e:
             stats.store_errors += 1
-            log.warning("index: %d record(s) not stored yet (%s); keeping the batch, retrying in %.1fs", len(docs), e, delay)
+            log.warning("index: %d record(s) not stored yet (%s); keeping the batch, retrying in %.1fs", len(batch), e, delay)
         if stop.wait(delay):
-            return False
+            return None
         delay = min(delay * 2, max_backoff)
+
+
+def _refresh(store: Store) -> bool:
+    """Make written records searchable (they are durable already); a failure only delays that."""
+    try:
+        store.flush()
+        return True
+    except StoreError as e:
+        log.warning("index: refresh failed (%s); the store's own refresh interval will do it", e)
+        return False
 
 
 def _commit(consumer: Consumer, stop: threading.Event, stats: IndexStats, backoff: float, max_backoff: float) -> None:

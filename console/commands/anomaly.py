@@ -33,7 +33,9 @@ def register(sub: Any) -> None:
     ev.add_argument("--labels", nargs="+", required=True, metavar="FILE", help="*.labels.yml (matched to PCAPs by capture name)")
     src = ev.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", metavar="DIR", help="protect with this site model from the first event")
-    src.add_argument("--learn-first", metavar="DURATION", help="learn from each capture's first DURATION (e.g. 120s), then protect")
+    src.add_argument("--learn-first", metavar="DURATION", nargs="+",
+                     help="learn from each capture's first DURATION (e.g. 120s), then protect; one DURATION for all "
+                          "captures or one per capture, in order")
     ev.add_argument("--site", default="default", help="site (organization id); must match --model's site")
     ev.add_argument("--no-rules", dest="rules", action="store_false", help="anomaly detectors only (no rule pack)")
     ev.add_argument("--method", default=None, help="multivariate model for --learn-first (default: the measured best)")
@@ -119,7 +121,8 @@ def _pair(pcaps: Sequence[str], labels: Sequence[str]) -> list[tuple[str, Any]]:
     by_name = {sc.capture.name: sc for sc in scs}
     out = []
     for i, p in enumerate(pcaps):
-        sc = by_name.get(Path(p).name) or (scs[i] if len(scs) == len(pcaps) else None)
+        name = Path(p).name
+        sc = by_name.get(name) or by_name.get(name.removesuffix(".gz")) or (scs[i] if len(scs) == len(pcaps) else None)
         if sc is None:
             raise SystemExit(f"qinling: no --labels file names capture {Path(p).name!r}")
         out.append((p, sc))
@@ -155,7 +158,11 @@ def run_scenario(pcap: str | Path, site: str, *, learn_first: dt.timedelta | Non
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from detection.anomaly.evaluate import evaluate
 
-    learn_first = _duration(args.learn_first) if args.learn_first else None
+    learns = [_duration(d) for d in args.learn_first] if args.learn_first else [None]
+    if len(learns) not in (1, len(args.pcaps)):
+        raise SystemExit(f"qinling: --learn-first: give one DURATION or one per capture ({len(args.pcaps)})")
+    learn_for = dict(zip(args.pcaps, learns * len(args.pcaps) if len(learns) == 1 else learns))
+    learn_first = learns[0]
     pairs = _pair(args.pcaps, args.labels)
     if args.compare_models:
         return _compare(pairs, args, learn_first)
@@ -164,7 +171,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     reports = []
     for pcap, sc in pairs:
         try:
-            events, alerts, protect_from = run_scenario(pcap, args.site, learn_first=learn_first, model_dir=args.model,
+            events, alerts, protect_from = run_scenario(pcap, args.site, learn_first=learn_for[pcap], model_dir=args.model,
                                                         rules=args.rules, method=args.method, ports=args.port)
         except AnomalyError as e:
             print(f"qinling: {e}", file=sys.stderr)
@@ -195,7 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _command(args: argparse.Namespace) -> list[str]:
     """The command line that reproduces this run (its arguments as parsed, defaults left out)."""
     cmd = ["qinling", "evaluate", *args.pcaps, "--labels", *args.labels]
-    cmd += ["--model", args.model] if args.model else ["--learn-first", args.learn_first]
+    cmd += ["--model", args.model] if args.model else ["--learn-first", *args.learn_first]
     if args.site != "default":
         cmd += ["--site", args.site]
     if not args.rules:

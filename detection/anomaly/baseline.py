@@ -33,6 +33,8 @@ Ranges = dict[str, list[tuple[int, int]]]  # address space -> merged intervals
 MERGE_GAP = 16  # learned ranges closer than this are one range
 MIN_GAPS = 8  # fewer gaps: no cycle is learned for an exchange
 MAX_RELATIVE_MAD = 0.35  # MAD / median above this: the exchange is not cyclic
+MEASURED_DISTINCT = 10  # a point never written with at least this many distinct values is a measurement ...
+MEASURED_STEPS = 4.0  # ... whose envelope extends this many learned steps beyond its range
 
 
 def merge_intervals(ranges: Iterable[tuple[int, int]], gap: int = MERGE_GAP) -> list[tuple[int, int]]:
@@ -80,10 +82,13 @@ class Envelope:
     max_step: float  # largest change between consecutive observations
     max_rate: float  # largest |change| per second
     n: int
+    measured: bool = False  # only ever read or reported (never written) and many distinct values: a process measurement
 
     @property
     def margin(self) -> float:
-        return max(0.25 * (self.hi - self.lo), 0.02 * max(abs(self.lo), abs(self.hi)), 1.0)
+        m = max(0.25 * (self.hi - self.lo), 0.02 * max(abs(self.lo), abs(self.hi)), 1.0)
+        # A measurement wanders: a few of its learned steps beyond the range learned is still the process.
+        return max(m, MEASURED_STEPS * self.max_step) if self.measured else m
 
     def describe(self) -> str:
         return (f"[{self.lo:g}, {self.hi:g}] ± {self.margin:g}, max step {self.max_step:g}, max rate {self.max_rate:.3g}/s "
@@ -159,6 +164,7 @@ class Learner:
         self.points: dict[Point, list[tuple[float, float]]] = defaultdict(list)
         self.point_links: dict[Point, set[tuple[str, str]]] = defaultdict(set)
         self._pending: dict[Any, Any] = {}
+        self.written: set[Point] = set()
         self.events = 0
 
     def observe(self, e: Event) -> None:
@@ -189,6 +195,8 @@ class Learner:
         for point, value in point_values(e, m, self._pending):
             self.points[point].append((t.timestamp(), value))
             self.point_links[point].add((client, server))
+            if m.request:
+                self.written.add(point)
 
     def observe_many(self, events: Iterable[Event]) -> Learner:
         for e in events:
@@ -223,6 +231,7 @@ class Learner:
             if is_binary(point[3]):
                 b.binaries[point] = Binary(set(vals), transitions, (self.end - self.start).total_seconds())
             else:
-                b.values[point] = Envelope(min(vals), max(vals), step, rate, len(vals))
+                measured = point not in self.written and len(set(vals)) >= MEASURED_DISTINCT
+                b.values[point] = Envelope(min(vals), max(vals), step, rate, len(vals), measured)
         b.point_links = {p: set(s) for p, s in self.point_links.items()}
         return b

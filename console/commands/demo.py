@@ -5,6 +5,10 @@ organization id, into a new SQLite store; the console database gets the enterpri
 admin, regulator, analyst, auditor, enterprise-a and enterprise-b, whose password is
 $QINLING_DEMO_PASSWORD or a random one printed at start.
 Event and alert ids include the organization, so the two enterprises' copies never collide.
+
+When the shared CSAF advisories are present (../shared/data/csaf-ics beside the repository, or
+``--csaf DIR``), they are imported into <dir>/csaf-index.json and the console serves its 漏洞 findings
+from that index; without them the demo starts all the same, with no findings.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = Path("var/demo")
+CSAF_DIR = ROOT.parent / "shared" / "data" / "csaf-ics"
 
 
 @dataclass(frozen=True)
@@ -47,14 +52,38 @@ class Seeded:
     password: str
     alerts: dict[str, int] = field(default_factory=dict)  # organization id -> alerts
     seconds: float = 0.0
+    csaf_index: str | None = None  # None: no advisories were found to import
+    advisories: int = 0
+    findings: dict[str, int] = field(default_factory=dict)  # organization id -> "affected" findings
 
 
 def captures() -> list[Path]:
     return sorted((ROOT / "pcaps").glob("**/*.pcap"))
 
 
-def seed(root: Path, password: str, *, paths: Sequence[Path] | None = None, hasher: Any = None) -> Seeded:
-    """Builds root/store.sqlite and root/console.sqlite from nothing (anything there before is removed)."""
+def seed_csaf(seeded: Seeded, root: Path, csaf_dir: Path | None) -> None:
+    """Imports the CSAF advisories into root/csaf-index.json and counts each enterprise's findings."""
+    from detection.vulns.csaf import load_dir
+    from detection.vulns.match import match_inventory
+    from pipeline.store import Query
+    from pipeline.store.sqlite import SQLiteStore
+
+    if csaf_dir is None or not csaf_dir.is_dir():
+        return
+    index = load_dir(csaf_dir)
+    path = root / "csaf-index.json"
+    index.save(path)
+    seeded.csaf_index, seeded.advisories = str(path), int(index.stats()["advisories"])
+    with SQLiteStore(root / "store.sqlite") as store:
+        for ent in ENTERPRISES:
+            assets = store.search_assets(Query(organization=ent.id, sort="last_seen", size=5000)).items
+            seeded.findings[ent.id] = sum(1 for f in match_inventory(assets, index) if f.status == "affected")
+
+
+def seed(root: Path, password: str, *, paths: Sequence[Path] | None = None, hasher: Any = None,
+         csaf_dir: Path | None = None) -> Seeded:
+    """Builds root/store.sqlite and root/console.sqlite from nothing (anything there before is removed);
+    with `csaf_dir`, also root/csaf-index.json (see seed_csaf)."""
     from console.jobs import replay
     from console.web.accounts import ConsoleDB
     from pipeline.settings import Settings
@@ -86,6 +115,7 @@ def seed(root: Path, password: str, *, paths: Sequence[Path] | None = None, hash
         for ent in ENTERPRISES:
             db.add_user(ent.username, password, "enterprise", ent.id, display_name=ent.name)
         db.audit("cli:demo", "demo.seed", str(root), detail={"alerts": seeded.alerts})
+    seed_csaf(seeded, root, csaf_dir)
     seeded.seconds = time.monotonic() - started
     return seeded
 
@@ -97,15 +127,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     password = os.environ.get("QINLING_DEMO_PASSWORD") or random_password()
     print(f"qinling demo: replaying {len(captures())} capture(s) for {len(ENTERPRISES)} enterprises into {args.dir}/ ...",
           file=sys.stderr, flush=True)
-    seeded = seed(Path(args.dir), password)
+    csaf_dir = Path(args.csaf) if args.csaf else None
+    seeded = seed(Path(args.dir), password, csaf_dir=csaf_dir)
     print(f"qinling demo: ready in {seeded.seconds:.1f} s", file=sys.stderr)
     for ent in ENTERPRISES:
-        print(f"  {ent.id}  {ent.name}  {ent.city}  {ent.industry}: {seeded.alerts[ent.id]} alerts", file=sys.stderr)
+        found = f", {seeded.findings[ent.id]} vulnerability findings" if seeded.csaf_index else ""
+        print(f"  {ent.id}  {ent.name}  {ent.city}  {ent.industry}: {seeded.alerts[ent.id]} alerts{found}", file=sys.stderr)
+    if seeded.csaf_index:
+        print(f"  CSAF: {seeded.advisories} advisories from {csaf_dir} -> {seeded.csaf_index}", file=sys.stderr)
+    else:
+        print(f"  CSAF: no advisories at {csaf_dir or '(none given)'}: no vulnerability findings", file=sys.stderr)
     users = [u for u, _r, _d in STAFF] + [e.username for e in ENTERPRISES]
     shown = "(from $QINLING_DEMO_PASSWORD)" if os.environ.get("QINLING_DEMO_PASSWORD") else password
     print(f"  users: {', '.join(users)}   password: {shown}", file=sys.stderr)
     print(f"Console: http://{args.host}:{args.port}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    serve(seeded.store_url, host=args.host, port=args.port, language=args.language, console_db=seeded.console_db)
+    serve(seeded.store_url, host=args.host, port=args.port, language=args.language, console_db=seeded.console_db,
+          csaf_index=seeded.csaf_index)
     return 0
 
 
@@ -115,4 +152,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d.add_argument("--port", type=int, default=5000)
     d.add_argument("--dir", default=str(DEMO_DIR), help="where the demo store and console database go (rebuilt)")
     d.add_argument("--lang", dest="language", default="zh-CN", choices=["zh-CN", "en"])
+    d.add_argument("--csaf", default=str(CSAF_DIR) if CSAF_DIR.is_dir() else None, metavar="DIR",
+                   help=f"CSAF 2.0 advisories to match the demo's inventory against (default: {CSAF_DIR}, when present)")
     d.set_defaults(func=cmd_demo)

@@ -82,13 +82,14 @@ def serve(
     organization: str | None = None,
     timezone: str = "UTC",
     console_db: str | None = None,
+    csaf_index: str | None = None,
 ) -> None:
     """Serve the console until interrupted (werkzeug's threaded server: fine for a plant's SOC)."""
     from werkzeug.serving import run_simple
 
     app = create_app(
         {"STORE_URL": store_url, "LANGUAGE": language, "ORGANIZATION": organization, "TIMEZONE": timezone,
-         "CONSOLE_DB": console_db}
+         "CONSOLE_DB": console_db, **({"CSAF_INDEX": csaf_index} if csaf_index else {})}
     )
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 
-from console.commands.demo import ENTERPRISES, seed
+from console.commands.demo import CSAF_DIR, ENTERPRISES, Seeded, seed, seed_csaf
 from console.web import create_app
 from pipeline.store import Query
 from pipeline.store.sqlite import SQLiteStore
@@ -16,7 +16,8 @@ from tests.console.conftest import FAST_ARGON2, close_app, login
 def test_demo_seeds_two_enterprises_and_keeps_them_apart(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     (root / "stale").mkdir(parents=True)  # anything from an earlier demo goes
-    seeded = seed(root, "demo-password-1", hasher=PasswordHasher(**FAST_ARGON2))
+    csaf = CSAF_DIR if CSAF_DIR.is_dir() else None  # the shared CSAF advisories, when this checkout has them
+    seeded = seed(root, "demo-password-1", hasher=PasswordHasher(**FAST_ARGON2), csaf_dir=csaf)
     assert not (root / "stale").exists() and seeded.seconds < 60
     assert {e.id for e in ENTERPRISES} == set(seeded.alerts) and all(n > 0 for n in seeded.alerts.values())
     assert len({e.city for e in ENTERPRISES}) == 2 and len({e.industry for e in ENTERPRISES}) == 2
@@ -33,7 +34,7 @@ def test_demo_seeds_two_enterprises_and_keeps_them_apart(tmp_path: Path) -> None
         a, b = (ids[e.id] for e in ENTERPRISES)
         assert a and b and not a & b  # the same captures, no shared alert id
     app = create_app({"TESTING": True, "STORE_URL": seeded.store_url, "CONSOLE_DB": seeded.console_db,
-                      "ARGON2": FAST_ARGON2})
+                      "ARGON2": FAST_ARGON2, "CSAF_INDEX": seeded.csaf_index or str(root / "no-index.json")})
     try:
         ent_a = login(app.test_client(), "enterprise-a", "demo-password-1")
         data = ent_a.get("/api/v1/alerts?size=500").get_json()
@@ -49,5 +50,21 @@ def test_demo_seeds_two_enterprises_and_keeps_them_apart(tmp_path: Path) -> None
         for username in ("admin", "analyst", "auditor", "enterprise-b"):
             login(app.test_client(), username, "demo-password-1")
         assert "某水务" in regulator.get("/enterprises/?lang=zh-CN").get_data(as_text=True)
+        findings = ent_a.get("/api/v1/findings").get_json()
+        if csaf is None:
+            assert seeded.csaf_index is None and findings == {"items": [], "total": 0, "problem": "missing"}
+        else:  # the testbed's S7 PLCs announce an S7-300 CPU 317-2 PN/DP order number the advisories name
+            assert seeded.advisories > 100 and Path(seeded.csaf_index or "").is_file()
+            affected = [f for f in findings["items"] if f["status"] == "affected"]
+            assert len(affected) == seeded.findings["ent-a"] > 0 and findings["problem"] is None
+            assert {f["organization"] for f in findings["items"]} == {"ent-a"}
+            assert any("6ES7317-2EK14-0AB0" in f["product"] or "CPU 317-2" in f["product"] for f in affected)
     finally:
         close_app(app)
+
+
+def test_demo_without_csaf_advisories_has_no_index(tmp_path: Path) -> None:
+    seeded = Seeded("sqlite:///x", "x", "pw")
+    seed_csaf(seeded, tmp_path, None)
+    seed_csaf(seeded, tmp_path, tmp_path / "no-such-dir")
+    assert seeded.csaf_index is None and seeded.findings == {} and not (tmp_path / "csaf-index.json").exists()

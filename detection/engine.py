@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from pipeline import schema
 from pipeline.schema import Event, EventInfo, Evidence, Organization, Related, RuleInfo, Technique, Threat
 
-from .predicates import Lists, Predicate, compile_match, required_datasets
+from .predicates import Lists, Predicate, compile_match, implied_by_dataset, required_datasets
 from .rules.model import TEMPLATE_FIELD, NamedList, Rule, RuleSet
 
 ALERT_DATASET = "qinling.alert"
@@ -134,6 +134,9 @@ class CompiledRule:
         self.rule = rule
         self.predicate: Predicate = compile_match(rule.match, lists, rule.location)
         self.datasets = required_datasets(rule.match, lists)
+        # what the engine tests once it dispatched an event to this rule by its dataset
+        self.dispatched: Predicate = self.predicate if self.datasets is None else \
+            compile_match(implied_by_dataset(rule.match), lists, rule.location)
         self.info = RuleInfo(id=rule.id, name=rule.title, description=rule.description, ruleset=rule.ruleset)
         self.threat = Threat(technique=Technique(id=list(rule.attack), name=list(rule.attack_names))) if rule.attack else None
         self._template = rule.message or rule.title
@@ -409,7 +412,7 @@ class DetectionEngine:
             return []
         out: list[Event] = []
         for slot in self._slots_for(event.event.dataset):
-            if not slot.compiled.predicate(event):
+            if not slot.compiled.dispatched(event):
                 continue
             for alert in slot.detector.on_event(event, slot.state):
                 if self._admit(slot, event, alert):

@@ -102,6 +102,8 @@ def compile_condition(cond: Condition, lists: Lists, where: str = "") -> Predica
         want = bool(cond.value)
         return lambda e: (get(e) is not None) is want
     value = resolve(cond.value, lists, where)
+    if cond.modifier in ("eq", "in", "not_in"):
+        return _membership(get, frozenset(_as_tuple(value)), cond.modifier == "not_in")
     test = _value_test(cond.modifier, value)
     negate = cond.modifier in ("not_in", "not_cidr")
     elementwise = cond.modifier != "contains"
@@ -114,6 +116,32 @@ def compile_condition(cond: Condition, lists: Lists, where: str = "") -> Predica
         return bool(hit) != negate
 
     return pred
+
+
+def _membership(get: Callable[[Any], Any], members: frozenset[Any], negate: bool) -> Predicate:
+    """`eq`/`in`/`not_in` (most conditions of the rule packs), inlined: the same answers as the general
+    predicate below with the set test written out (one call per condition and event, not three)."""
+    if negate:
+
+        def not_in(e: Event) -> bool:
+            v = get(e)
+            if v is None:
+                return False
+            if isinstance(v, list):
+                return not any(x in members for x in v)
+            return v not in members
+
+        return not_in
+
+    def is_in(e: Event) -> bool:
+        v = get(e)
+        if v is None:
+            return False
+        if isinstance(v, list):
+            return any(x in members for x in v)
+        return v in members
+
+    return is_in
 
 
 def compile_match(branches: Sequence[Sequence[Condition]], lists: Lists, where: str = "") -> Predicate:
@@ -142,6 +170,15 @@ def compile_match(branches: Sequence[Sequence[Condition]], lists: Lists, where: 
         return False
 
     return any_branch
+
+
+def implied_by_dataset(branches: Sequence[Sequence[Condition]]) -> list[list[Condition]]:
+    """The conditions left to test once the event's dataset is known to be one `required_datasets`
+    allows: for a single branch, its `event.dataset` equalities hold already (their intersection is
+    what the dataset was dispatched on). Several branches are kept whole."""
+    if len(branches) != 1:
+        return [list(b) for b in branches]
+    return [[c for c in branches[0] if not (c.field == "event.dataset" and c.modifier in ("eq", "in"))]]
 
 
 def required_datasets(branches: Sequence[Sequence[Condition]], lists: Lists) -> frozenset[str] | None:

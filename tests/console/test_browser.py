@@ -7,6 +7,7 @@ then goes through the real POST /login (CSRF token, session cookie, redirect) li
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from flask import render_template_string
+from flask import Response, render_template_string
 
 from console.web.auth import PUBLIC, requires
 from tests.console.conftest import PASSWORD, close_app, make_app
@@ -35,8 +36,12 @@ def base_url(db_path: Path) -> Iterator[str]:
 
     @app.get("/_test/login-as/<username>")
     @requires(PUBLIC)
-    def login_as(username: str) -> str:
-        return render_template_string(AUTO_LOGIN, username=username, password=PASSWORD)
+    def login_as(username: str) -> Response:
+        # the console's policy allows no inline script; this test-only page allows its own, by nonce
+        nonce = secrets.token_urlsafe(16)
+        page = Response(render_template_string(AUTO_LOGIN, username=username, password=PASSWORD, nonce=nonce))
+        page.headers["Content-Security-Policy"] = f"script-src 'nonce-{nonce}'; frame-ancestors 'none'"
+        return page
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -53,7 +58,7 @@ def base_url(db_path: Path) -> Iterator[str]:
 AUTO_LOGIN = """<!doctype html><form method="post" action="/login">
 <input type="hidden" name="csrf_token" value="{{ csrf_token() }}"><input name="username" value="{{ username }}">
 <input type="password" name="password" value="{{ password }}"><input name="next" value="{{ request.args.next }}">
-</form><script>document.forms[0].submit()</script>"""
+</form><script nonce="{{ nonce }}">document.forms[0].submit()</script>"""
 
 
 def signed_in(base_url: str, target: str, username: str = "analyst") -> str:

@@ -403,7 +403,8 @@ class _NoDecoder:
 def _flow_registry() -> dict[str, DecoderSpec]:
     from .decoders import REGISTRY
 
-    return {k: DecoderSpec(s.name, s.default_ports, s.transport, _NoDecoder) for k, s in REGISTRY.items()}
+    # Layer-2 decoders (GOOSE, PROFINET DCP) have no IP flow to name: tshark decodes those frames itself.
+    return {k: DecoderSpec(s.name, s.default_ports, s.transport, _NoDecoder) for k, s in REGISTRY.items() if s.transport != "ethernet"}
 
 
 def decode_file_tshark(

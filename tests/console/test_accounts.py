@@ -217,6 +217,8 @@ ROLE_MATRIX = {
     "/": {"admin", "regulator", "analyst", "acme-user"},
     "/alerts/": {"admin", "regulator", "analyst", "acme-user"},
     "/assets/": {"admin", "regulator", "analyst", "acme-user"},
+    "/events/": {"admin", "regulator", "analyst", "acme-user"},
+    "/api/v1/events": {"admin", "regulator", "analyst", "acme-user"},
     "/enterprises/": {"admin", "regulator", "analyst", "acme-user", "auditor"},
     "/admin/users": {"admin", "auditor"},
     "/admin/audit": {"admin", "auditor"},
@@ -236,6 +238,9 @@ def test_roles_matrix(app: Flask, username: str) -> None:
         resp = c.get(url)
         if url == "/" and username == "auditor":
             assert resp.status_code == 302 and resp.headers["Location"] == "/admin/audit"
+            continue
+        if url == "/" and username == "acme-user":  # an enterprise starts at its dashboard (企业看板)
+            assert resp.status_code == 302 and resp.headers["Location"] == "/dashboard/"
             continue
         assert resp.status_code == (200 if username in allowed else 403), (username, url, resp.status_code)
     nav = text(c.get("/enterprises/"))

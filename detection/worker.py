@@ -84,7 +84,7 @@ class DetectWorker:
         alerts_topic: str,
         max_records: int = 2000,
         poll_timeout: float = 0.2,
-        linger: float = 1.0,
+        linger: float = 0.2,  # at most this long gathering a batch: bounds the latency a quiet stream adds
         backoff: float = 0.5,
         max_backoff: float = 10.0,
         on_alerts: Callable[[list[Event]], None] | None = None,

@@ -188,3 +188,11 @@ def test_s7comm_stack_run_is_labelled_and_alerts_per_step(s7_run: tuple[Path, di
     assert got["normal_polling"] == set()
     assert got["szl_recon"] == {"qn-s7comm-0008"}
     assert got["plc_stop"] == {"qn-s7comm-0001"}
+
+
+def test_s7comm_fresh_run_announces_the_configured_identity(s7_run: tuple[Path, dict, Path]) -> None:
+    """The PLC the attacker's SZL reads reach (plc1) is inventoried as tests/testbed/stacks/s7comm.py configured it."""
+    from tests.inventory.test_testbed_identity import mismatches
+
+    pcap, labels, _ = s7_run
+    assert mismatches("s7comm", pcap, ips={labels["hosts"]["plc1"]["ip"]}) == []

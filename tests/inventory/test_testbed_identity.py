@@ -68,12 +68,15 @@ def expected_asset(stack: str, ident: dict[str, Any]) -> dict[str, str | None]:
     raise ValueError(stack)
 
 
-def mismatches(stack: str, capture: Path | None = None) -> list[str]:
-    """Every difference between the capture's inventory and what the stack announced (empty: all agree)."""
+def mismatches(stack: str, capture: Path | None = None, ips: set[str] | None = None) -> list[str]:
+    """Every difference between the capture's inventory and what the stack announced (empty: all agree);
+    `ips`: only these PLCs (a shortened run reads the identity of some)."""
     path = capture or _capture(stack)[0]
     inv = inventory(path)
     bad: list[str] = []
     for ip, ident in announced(stack).items():
+        if ips is not None and ip not in ips:
+            continue
         a = inv.get(ip)
         if a is None:
             bad.append(f"{ip}: not in the inventory")

@@ -8,7 +8,8 @@ address of its own (a CIP tag "tag:Setpoint[1]", an OPC UA node "node:ns=2;i=4",
 "analog-value" object's instance). Process values come from what the decoders carry: Modbus
 registers/coils (requests and paired responses), DNP3 points, IEC 104 information objects
 (monitor direction and set-points/commands), S7 items (words of the data read or written), CIP
-tag reads/writes (typed data) and BACnet present-value reads/writes. OPC UA events carry no values.
+tag reads/writes (typed data), BACnet present-value reads/writes and numeric MQTT payloads (per
+topic; topics and subscription filters are MQTT's addresses). OPC UA events carry no values.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def _function_unit(dataset: str, p: Any, e: Event) -> tuple[str, Any]:
         return str(p.service or p.message_type), None
     if dataset == "bacnet":
         return str(p.service_name or p.apdu_type_name or p.network_message_name or "bvlc"), None
+    if dataset == "mqtt":
+        return str(p.message_type_name), None
     fc = getattr(p, "function_code", None)
     unit = getattr(p, "unit_id", None)
     return (f"fc{fc}" if isinstance(fc, int) else (e.event.action or "unknown")), unit
@@ -202,6 +205,11 @@ def _targets(dataset: str, p: Any) -> list[Target]:
         for prop in p.properties or ():
             if prop.object_type_name is not None and prop.instance_number is not None:
                 out.append((prop.object_type_name, prop.instance_number, prop.instance_number))
+    elif dataset == "mqtt":
+        if p.topic:
+            out.append((f"topic:{p.topic}", 0, 0))
+        for t in p.topics or ():
+            out.append((f"filter:{t.topic}", 0, 0))
     return out
 
 
@@ -373,5 +381,14 @@ def _bacnet_values(e: Event, m: Message) -> list[tuple[Point, float]]:
     return [((m.link[1], "bacnet", None, p.object_type_name, p.instance_number or 0), v)]
 
 
-_VALUES = {"dnp3": _dnp3_values, "iec104": _iec104_values, "enip": _cip_values, "s7comm": _s7_values,
+def _mqtt_values(e: Event, m: Message) -> list[tuple[Point, float]]:
+    p = e.mqtt
+    if p is None or p.message_type_name != "publish" or not m.request or not p.topic or p.payload_encoding != "utf8":
+        return []
+    if p.payload is None or p.payload_truncated:
+        return []
+    return [((m.link[1], "mqtt", None, f"topic:{p.topic}", 0), float(p.payload.strip()))]
+
+
+_VALUES = {"mqtt": _mqtt_values, "dnp3": _dnp3_values, "iec104": _iec104_values, "enip": _cip_values, "s7comm": _s7_values,
            "bacnet": _bacnet_values}

@@ -88,6 +88,14 @@ def test_bacnet_objects_and_present_values() -> None:
     assert set(v[("10.10.1.102", "bacnet", None, "binary-value", 1)]) <= {0.0, 1.0}
 
 
+def test_mqtt_topics_and_numeric_payloads() -> None:
+    t, v = targets_and_values(plant("mqtt"))
+    assert ("publish", "topic:plant/line1/tank/level") in t and ("subscribe", "filter:#") in t
+    levels = v[("10.10.1.101", "mqtt", None, "topic:plant/line1/tank/level", 0)]
+    assert len(levels) > 5 and all(40.0 <= x <= 60.0 for x in levels)
+    assert not [p for p in v if p[3] == "topic:plant/line1/pump/cmd"]  # "start"/"stop" are not numbers
+
+
 def test_dnp3_groups_and_points(corpus: Path) -> None:
     trace = corpus / "icsnpp-dnp3" / "traces" / "dnp3_example.pcap"
     if not trace.exists():
@@ -98,7 +106,7 @@ def test_dnp3_groups_and_points(corpus: Path) -> None:
     assert any(p[3] == "g40" for p in v) and any(p[3] == "g10" for p in v)
 
 
-@pytest.mark.parametrize("proto", ["iec104", "s7comm", "enip", "opcua", "bacnet"])
+@pytest.mark.parametrize("proto", ["iec104", "s7comm", "enip", "opcua", "bacnet", "mqtt"])
 def test_learned_per_protocol_and_a_new_target_alerts(proto: str) -> None:
     """Learn a capture's first requests of each link; any later request outside them alerts with its space."""
     evs = plant(proto)

@@ -42,10 +42,10 @@ def classify(prev: _State | None, g: Goose) -> str | None:
             return c.SAME_ST_DATA_CHANGED if g.all_data_hash != prev.data_hash and g.all_data_hash and prev.data_hash else c.RETRANSMISSION
         if sq > prev.sq_num:
             return c.SQ_GAP
-        if st <= 1 and sq <= 1:
-            return c.RESTART  # the publisher started over (stNum 1, sqNum 0/1)
         if sq == prev.sq_num and g.all_data_hash == prev.data_hash and g.t == prev.t:
             return c.RETRANSMISSION  # the same frame twice (a capture on a mirror port sees duplicates)
+        if st <= 1 and sq <= 1:
+            return c.RESTART  # the publisher started over (stNum 1, sqNum 0/1)
         return c.SQ_ROLLBACK
     if st == (prev.st_num + 1) % _U32:
         return c.STATE_CHANGE

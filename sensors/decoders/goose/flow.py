@@ -62,7 +62,6 @@ class GooseDecoder:
     def __init__(self) -> None:
         self._env = Envelopes()
         self._state: OrderedDict[tuple[str | None, int, str], _State] = OrderedDict()
-        self._seq_frame = -1
 
     def feed(self, data: memoryview, frame: EtherFrame) -> list[Event]:
         meta = self._env.meta(frame, frame.src_mac, frame.dst_mac)

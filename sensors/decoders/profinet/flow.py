@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 import msgspec
 
-from pipeline.protocols.profinet import Profinet
 from pipeline.schema import Anomaly, Event
 
 from ..base import Direction, FrameMeta, make_event
@@ -16,7 +13,6 @@ from . import constants as c
 from .dcp import action_of, parse_rt
 from .rpc import parse as parse_rpc
 
-log = logging.getLogger(__name__)
 DATASET = "profinet"
 
 

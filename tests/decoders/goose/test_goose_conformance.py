@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-from collections import Counter
 from pathlib import Path
 
 import jsonschema

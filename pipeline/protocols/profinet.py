@@ -40,7 +40,8 @@ class Profinet(Fields):
     control: str | None = None  # DCP Set control: start, stop, signal, factory_reset, reset_to_factory
     permanent: bool | None = None  # DCP Set: BlockQualifier bit 0 (stored across power cycles)
     # --- RT alarms
-    alarm_type: int | None = None
+    rta_pdu_type: int | None = None  # 1 data, 2 nack, 3 ack, 4 err
+    alarm_type: int | None = None  # data PDUs: AlarmType of the AlarmNotification (1 diagnosis, 2 process, 3 pull, 4 plug, ...)
     # --- IO CM (DCE/RPC connectionless)
     rpc_packet_type: int | None = None
     rpc_packet_type_name: str | None = None  # request, response, fault, ping, working, nocall, reject, ack, fack, cl_cancel, cancel_ack

@@ -21,9 +21,14 @@ def parse_rt(data: bytes) -> Profinet | None:
     if len(data) < 2:
         return None
     frame_id = int.from_bytes(data[0:2], "big")
-    if frame_id in c.ALARM_FRAMES:
-        alarm = int.from_bytes(data[12:14], "big") if len(data) >= 14 else None
-        return Profinet(service="rt_alarm", frame_id=frame_id, alarm_type=alarm)
+    if frame_id in c.ALARM_FRAMES:  # RTA-PDU: SAPs, PDU type, flags, sequence numbers, var part length, RTA-SDU
+        if len(data) < 14:
+            return Profinet(service="rt_alarm", frame_id=frame_id)
+        pdu_type = data[6] & 0x0F
+        alarm = None
+        if pdu_type == 1 and len(data) >= 22:  # DATA: an AlarmNotification block (type, length, version, AlarmType)
+            alarm = int.from_bytes(data[20:22], "big")
+        return Profinet(service="rt_alarm", frame_id=frame_id, rta_pdu_type=pdu_type, alarm_type=alarm)
     if frame_id not in c.DCP_FRAMES:
         return None
     if len(data) < _HDR.size:

@@ -76,6 +76,8 @@ def _mine(e: Event) -> tuple[object, ...]:
     assert p is not None
     if p.service == "io_cm":
         return ("io_cm", p.rpc_packet_type, p.operation_number, p.sequence_number, p.activity_uuid)
+    if p.service == "rt_alarm":
+        return ("rt_alarm", p.rta_pdu_type, p.alarm_type)
     return ("dcp", p.dcp_service_id, p.dcp_service_type, p.xid)
 
 
@@ -84,20 +86,22 @@ def test_against_tshark(traces: list[Path], tshark: str) -> None:
     for path in traces:
         mine: dict[int, list[tuple[object, ...]]] = {}
         for e in _events(path):
-            if e.profinet is not None and e.profinet.service != "rt_alarm" and e.anomaly is None:
+            if e.profinet is not None and e.anomaly is None:
                 mine.setdefault(e.evidence.frame or 0, []).append(_mine(e))  # type: ignore[union-attr]
         out = subprocess.run(
-            [tshark, "-r", str(path), "-Y", "pn_dcp or dcerpc.ver == 4", "-T", "fields", "-E", "occurrence=f",
+            [tshark, "-r", str(path), "-Y", "pn_dcp or dcerpc.ver == 4 or pn_rt.frame_id == 0xfc01 or pn_rt.frame_id == 0xfe01", "-T", "fields", "-E", "occurrence=f",
              "-e", "frame.number", "-e", "dcerpc.pkt_type", "-e", "dcerpc.opnum", "-e", "dcerpc.dg_seqnum", "-e", "dcerpc.dg_act_id",
-             "-e", "pn_dcp.service_id", "-e", "pn_dcp.service_type", "-e", "pn_dcp.xid"],
+             "-e", "pn_dcp.service_id", "-e", "pn_dcp.service_type", "-e", "pn_dcp.xid", "-e", "pn_io.pdu_type.type", "-e", "pn_io.alarm_type"],
             capture_output=True, text=True, check=True, timeout=120).stdout
         agree = differ = 0
         seen = set()
         for line in out.splitlines():
-            fr, pt, op, sq, act, sid, st, xid = (line.split("\t") + [""] * 8)[:8]
+            fr, pt, op, sq, act, sid, st, xid, rta, alarm = (line.split("\t") + [""] * 10)[:10]
             n = int(fr)
             seen.add(n)
-            if sid:
+            if rta:
+                theirs = ("rt_alarm", int(rta, 16), int(alarm, 16) if alarm.startswith("0x") else (int(alarm) if alarm else None))
+            elif sid:
                 theirs: tuple[object, ...] = ("dcp", int(sid), int(st), int(xid, 16) if xid.startswith("0x") else int(xid))
             else:
                 ptype = int(pt)
@@ -111,7 +115,7 @@ def test_against_tshark(traces: list[Path], tshark: str) -> None:
         differ += len(extra)
         rows.append((path.name, agree, differ))
         found[path.name] = differ
-    assert _table("PROFINET vs tshark (DCP: service, type, xid; IO CM: packet type, opnum, sequence, activity)", rows) >= 99.0
+    assert _table("PROFINET vs tshark (DCP: service, type, xid; alarms: RTA PDU type, alarm type; IO CM: packet type, opnum, sequence, activity)", rows) >= 99.0
     _check("tshark", found)
 
 

@@ -169,3 +169,32 @@ def test_tshark_reads_the_same_identity() -> None:
     inv = inventory(path)
     assert rows and rows == {(ip, inv[ip].model, inv[ip].serial) for ip in announced("enip") if (ip, inv[ip].model, inv[ip].serial) in rows}
     assert {r[0] for r in rows} == set(announced("enip"))
+
+
+def test_real_csaf_advisories_match_the_testbed_s7_plcs_and_nothing_else() -> None:
+    """The shared CSAF set (CISA ICS advisories) against the testbed's identities: the S7-300 CPU 317-2 PN/DP at the
+    firmware stacks/s7comm.py announces is covered by advisories fixed in V3.2.19 (exact order-number matches); the
+    1756-L71 (a ControlLogix 5570) at revision 20.13 by ControlLogix advisories (family matches); the BACnet device by none."""
+    from detection.vulns.csaf import load_dir
+    from detection.vulns.match import match_inventory
+
+    from .conftest import CSAF, need
+
+    idx = load_dir(need(CSAF))
+    for stack in ("s7comm", "enip", "bacnet"):
+        path, _ = _capture(stack)
+        inv = inventory(path)
+        for ip, ident in announced(stack).items():
+            found = match_inventory([inv[ip]], idx)
+            if stack == "bacnet":
+                assert found == [], (stack, ip, [f.advisory_id for f in found])
+                continue
+            if stack == "enip":
+                assert found and {f.match for f in found} == {"family"} and {f.firmware for f in found} == {ident["revision"]}
+                fix = next(f for f in found if f.advisory_id == "ICSA-22-144-01")
+                assert (fix.status, fix.product, fix.version_range) == ("affected", "ControlLogix 5570 controllers", "<= 33.013")
+                continue
+            fix = next(f for f in found if f.advisory_id == "ICSA-22-314-02")
+            assert (fix.status, fix.match, fix.version_range, fix.firmware) == (
+                "affected", "exact", "vers:all/<V3.2.19", ident["firmware_version"])
+            assert "6ES7317-2EK14-0AB0" in fix.product.replace(" ", "")

@@ -75,12 +75,18 @@ def write_readme(root: Path) -> Path:
         regen.append(f"sudo .venv/bin/python -m tests.testbed run {lab['scenario']:28s} "
                      f"--out {root.name}/{lp.parent.relative_to(root)}/")
         pcap = lp.parent / lab["capture"]
+        if not pcap.exists() and pcap.with_name(pcap.name + ".gz").exists():
+            pcap = pcap.with_name(pcap.name + ".gz")  # stored compressed
+        if not pcap.exists():
+            print(f"readme: {lp}: capture {pcap.name} missing, left out", file=sys.stderr)
+            regen.pop()
+            continue
         attacks = [s for s in lab["steps"] if s["kind"] == "attack"]
         steps = ", ".join(f"`{s['name']}` ({s['frame_count']})" for s in attacks) or "none"
         rel = pcap.relative_to(root)
         rows.append(
             f"| [`{rel}`]({rel}) | {pcap.stat().st_size // 1024} KiB | {lab['frames_total']} "
-            f"| {lab['duration_s']} s | {lab['description']} | "
+            f"| {lab.get('duration_s', '?')} s | {lab.get('description', '')} | "
             f"normal: {lab['steps'][0]['frame_count']} frames; attack steps (frames): {steps} "
             f"| [`{lp.relative_to(root)}`]({lp.relative_to(root)}) |"
         )
@@ -146,12 +152,26 @@ Notes on the other stacks (behaviour kept as is, see each scenario's comments):
   user name (the server certificate is given to them, so no GetEndpoints over None first); the
   server also offers policy None and anonymous logins, which the attacker uses.
 * EtherNet/IP (cpppo): Reset and Stop are not implemented by the simulator, which answers with an
-  empty SendRRData and closes the session (qn-enip-0011, invalid_length).  No ListIdentity scan
-  step: qn-enip-0008 needs 5 distinct destinations, this cell has 4 live hosts and a broadcast
-  ListIdentity is a single destination.
+  empty SendRRData and closes the session (qn-enip-0011, invalid_length).  The attacker's
+  ListIdentity goes to the subnet broadcast (qn-enip-0012): qn-enip-0008 needs 5 distinct
+  destinations, this cell has 4 live hosts and a broadcast is a single destination.
 * BACnet (bacpypes3): the device does not implement ReinitializeDevice or
   DeviceCommunicationControl and rejects them (unrecognized-service); the requests are on the
   wire and alert.  Clients send from ephemeral UDP ports.
+* Identity (what the asset inventory reads; `identity(cfg)` in each stack module is the single
+  source the server uses and `tests/inventory/test_testbed_identity.py` compares with):
+  S7 PLCs answer SZL 0x0011 / 0x001C / 0x0111 as an S7-300 CPU 317-2 PN/DP (6ES7 317-2EK14-0AB0,
+  V3.2.8, serial by seed) - python-snap7's own answers lack the partial-list header and carry fixed
+  values, so the testbed server formats them; EtherNet/IP controllers announce a CIP identity
+  (vendor 1, 1756-L71/B LOGIX5571, revision 20.13, serial by seed) through cpppo's `[Identity]`
+  configuration, read by unicast (engineering station) and broadcast (attacker) ListIdentity;
+  BACnet devices carry vendor-name / model-name / firmware-revision / application-software-version
+  / serial-number in their device object, which the BMS reads; the OPC UA server sets its
+  application URI and name and its BuildInfo (read by the attacker over policy None; the decoder
+  keeps only the endpoints' application URI so far).  Modbus PLCs answer Read Device
+  Identification (43/14).  IEC 104 has no identification service (c104 announces nothing) and
+  MQTT 3.1.1 none either (mosquitto's `$SYS/broker/version` is published only to a `$SYS/#`
+  subscriber; no scenario subscribes to it).
 * MQTT (mosquitto, anonymous allowed): all normal clients log in with a user name; the
   attacker's second step is anonymous too, its qn-mqtt-0001 is suppressed (300 s).
 """

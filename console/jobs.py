@@ -193,8 +193,8 @@ def registry(ports: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]
     for name, extra in (ports or {}).items():
         if name not in known:
             raise SystemExit(f"qinling: no decoder named {name!r}; known: {', '.join(sorted(known))}")
-        for key, spec in reg.items():  # every transport the protocol is registered on
-            if spec.name == name:
+        for key, spec in reg.items():  # every transport the protocol is registered on (ethertypes are not ports)
+            if spec.name == name and spec.transport != "ethernet":
                 reg[key] = dataclasses.replace(spec, default_ports=tuple(dict.fromkeys((*extra, *spec.default_ports))))
     return reg
 

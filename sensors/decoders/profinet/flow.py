@@ -21,6 +21,9 @@ class ProfinetRtDecoder:
 
     def __init__(self) -> None:
         self._env = Envelopes()
+        # (requester MAC, xid) -> frame of the request: Identify is multicast, so every answer peeks;
+        # a Get/Set has one answer, which takes the request.
+        self._pending: Pending[tuple[str | None, int], int] = Pending(c.MAX_PENDING)
 
     def feed(self, data: memoryview, frame: EtherFrame) -> list[Event]:
         try:
@@ -36,8 +39,15 @@ class ProfinetRtDecoder:
                 return [make_event(meta, direction, dataset=DATASET, action="anomaly", profinet=p,
                                    anomaly=Anomaly(code=c.AnomalyCode.TRUNCATED, message="DCP frame shorter than its 12-byte header"))]
             outcome = None
-            if response:
-                outcome = "failure" if p.dcp_service_type == 5 or any(b.error for b in p.dcp_blocks or ()) else "success"
+            if p.service == "dcp" and p.xid is not None:
+                if not response:
+                    self._pending.add((frame.src_mac, p.xid), frame.frame, replace=True)
+                else:
+                    key = (frame.dst_mac, p.xid)
+                    req = self._pending.peek(key) if p.dcp_service_id == c.IDENTIFY else self._pending.match(key)
+                    if req is not None:
+                        p = msgspec.structs.replace(p, request_frame=req)
+                    outcome = "failure" if p.dcp_service_type == 5 or any(b.error for b in p.dcp_blocks or ()) else "success"
             return [make_event(meta, direction, dataset=DATASET, action=action_of(p), outcome=outcome, profinet=p)]
         except Exception as exc:  # never raises: a bug becomes an anomaly
             meta = self._env.meta(frame, frame.src_mac, frame.dst_mac)
@@ -45,6 +55,7 @@ class ProfinetRtDecoder:
                                anomaly=Anomaly(code="decoder_error", message=f"{type(exc).__name__}: {exc}"[:500]))]
 
     def close(self) -> list[Event]:
+        self._pending.clear()
         return []
 
 

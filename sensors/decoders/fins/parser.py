@@ -94,7 +94,7 @@ def parse_frame(p: bytes) -> FinsFrame:
     return out
 
 
-def _area(f: dict[str, Any], area: int, addr: int, bit: int) -> dict[str, Any]:
+def _area(area: int, addr: int, bit: int) -> dict[str, Any]:
     return {"memory_area_code": area, "memory_area_name": MEMORY_AREAS.get(area, f"unknown_0x{area:02x}"), "address": addr, "bit": bit}
 
 
@@ -110,18 +110,18 @@ def _command(code: int, d: bytes, out: FinsFrame) -> None:
         out.bad(f"{command_name(code)} parameters of {len(d)} byte(s), at least {need} expected")
         return
     if code in (0x0101, 0x0102, 0x0103):
-        f.update(_area(f, d[0], _H.unpack_from(d, 1)[0], d[3]))
+        f.update(_area(d[0], _H.unpack_from(d, 1)[0], d[3]))
         f["item_count"] = _H.unpack_from(d, 4)[0]
         if code == 0x0102:
             f["data_length"] = len(d) - 6
     elif code == 0x0104:
-        items = [_area(f, d[i], _H.unpack_from(d, i + 1)[0], d[i + 3]) for i in range(0, len(d) - 3, 4)]
+        items = [_area(d[i], _H.unpack_from(d, i + 1)[0], d[i + 3]) for i in range(0, len(d) - 3, 4)]
         f["item_count"] = len(items)
         if items:
             f.update(items[0])
         f["memory_areas"] = sorted({it["memory_area_name"] for it in items})[:MAX_ITEMS]
     elif code == 0x0105:
-        f.update(_area(f, d[0], _H.unpack_from(d, 1)[0], d[3]))
+        f.update(_area(d[0], _H.unpack_from(d, 1)[0], d[3]))
         dst = MEMORY_AREAS.get(d[4], f"unknown_0x{d[4]:02x}")
         f["destination_memory_area_name"], f["destination_address"] = dst, _H.unpack_from(d, 5)[0]
         f["item_count"] = _H.unpack_from(d, 8)[0]
@@ -179,7 +179,7 @@ def _command(code: int, d: bytes, out: FinsFrame) -> None:
             f["disk_number"] = _H.unpack_from(d, 2 + tail)[0]
             f["file_name"] = _file(d[4 + tail : 16 + tail])
         if code == 0x220A and len(d) >= 8:
-            f.update(_area(f, d[2], _H.unpack_from(d, 3)[0], d[5]))
+            f.update(_area(d[2], _H.unpack_from(d, 3)[0], d[5]))
         elif code == 0x220C and len(d) >= 4:
             f["program_number"] = _H.unpack_from(d, 2)[0]
     elif code == 0x2301:
@@ -193,7 +193,7 @@ def _command(code: int, d: bytes, out: FinsFrame) -> None:
             spec = _H.unpack_from(d, o)[0]
             specs.append({0x0000: "reset", 0x0001: "set", 0x8000: "forced_reset", 0x8001: "forced_set", 0xFFFF: "release"}.get(spec, f"unknown_0x{spec:04x}"))
             if i == 0:
-                f.update(_area(f, d[o + 2], _H.unpack_from(d, o + 3)[0], d[o + 5]))
+                f.update(_area(d[o + 2], _H.unpack_from(d, o + 3)[0], d[o + 5]))
         f["item_count"] = n
         if specs:
             f["set_reset"] = sorted(set(specs))

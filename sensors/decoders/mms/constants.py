@@ -7,7 +7,6 @@ from typing import Final
 
 MAX_PENDING: Final = 256  # unanswered confirmed requests kept per connection for pairing
 MAX_NAMES: Final = 32  # object names / identifiers kept on one event
-MAX_DEPTH: Final = 24  # BER nesting followed before giving up (hostile input)
 
 
 class AnomalyCode(str, enum.Enum):

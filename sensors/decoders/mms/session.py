@@ -17,7 +17,7 @@ from pipeline.schema import Anomaly, Event
 from ..base import Direction, FrameMeta, make_event
 from ..stream import Pending, time_ns
 from .constants import ACSE_ACTIONS, ANSWERS, MAX_PENDING, PDU_ACTIONS, REQUESTS, SERVICE_ACTIONS, SPDU_ACTIONS, AnomalyCode
-from .parser import SessionUnit, parse_mms, parse_session
+from .parser import parse_mms, parse_session
 
 __all__ = ["MmsSession", "action_of", "DATASET"]
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import kafka_bootstrap, unique  # noqa: F401 - fixtures
+
 pytestmark = [pytest.mark.faults, pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")]
 REPO = Path(__file__).resolve().parents[2]
 CAPTURES = sorted(str(p) for p in (REPO / "pcaps" / "modbus").glob("*.pcap"))  # ~6,000 events: several batches
@@ -73,3 +75,78 @@ def test_disk_full_under_the_store_says_so_keeps_what_it_stored_and_a_rerun_comp
     events, alerts, check = _ids(store)
     assert check == "ok"
     assert sorted(events) == sorted(want_events) and sorted(alerts) == sorted(want_alerts)  # each once (primary keys)
+
+
+# ---------------------------------------------------------------- the index worker on Kafka
+
+
+@pytest.mark.kafka
+def test_disk_full_under_the_index_workers_store_commits_nothing_past_it(small_disk: Path, tmp_path: Path, kafka_bootstrap: str,
+                                                                       unique: str) -> None:
+    """`qinling index` into SQLite on the small disk: when it fills, the worker keeps the batch and
+    commits nothing past what it stored; killed there (SIGKILL) and started again with space, the
+    next worker stores every event exactly once — none were skipped by a premature commit."""
+    import signal
+    import threading
+    import time
+
+    from console.jobs import Summary, decode_files, open_bus
+    from pipeline import schema
+    from pipeline.bus import TOPIC_EVENTS
+    from pipeline.keys import asset_key
+    from pipeline.settings import Settings
+
+    settings = Settings(bus=f"kafka://{kafka_bootstrap}", kafka_topic_prefix=f"{unique}-", kafka_partitions=2, organization_id="faults")
+    events = list(decode_files(CAPTURES, settings, Summary()))
+    bus = open_bus(settings, client_id="faults-publisher")
+    try:
+        p = bus.producer()
+        for ev in events:
+            p.send(settings.topic(TOPIC_EVENTS), schema.encode(ev), key=asset_key(ev))
+        p.flush()
+    finally:
+        bus.close()
+    store = small_disk / "index.sqlite"
+    env = {**os.environ, "QINLING_BUS": settings.bus, "QINLING_KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+           "QINLING_KAFKA_PARTITIONS": "2", "QINLING_INDEX_GROUP": f"{unique}-index", "QINLING_KAFKA_SESSION_TIMEOUT_MS": "6000"}
+
+    def worker() -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
+        proc = subprocess.Popen([sys.executable, "-m", "console", "index", "--store", f"sqlite:///{store}", "--max-records", "1000"],
+                                cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        lines: list[str] = []
+        t = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
+        t.start()
+        return proc, lines, t
+
+    a, a_lines, a_reader = worker()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("not stored yet" in x and "full" in x for x in a_lines):
+            assert time.monotonic() < deadline and a.poll() is None, "".join(a_lines[-20:])
+            time.sleep(0.2)
+        stored, _alerts, check = _ids(store)
+        assert check == "ok" and 0 < len(stored) < len(events), len(stored)
+    finally:
+        a.send_signal(signal.SIGKILL)  # no chance to commit anything on the way out
+        a.wait(10)
+        a_reader.join(10)
+        a.stderr.close()  # type: ignore[union-attr]
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    b, b_lines, b_reader = worker()
+    try:
+        deadline = time.monotonic() + 180
+        while len(_ids(store)[0]) < len(events) and time.monotonic() < deadline:
+            assert b.poll() is None, "".join(b_lines[-20:])
+            time.sleep(0.5)
+        b.send_signal(signal.SIGTERM)
+        assert b.wait(60) == 0, "".join(b_lines[-20:])
+    finally:
+        if b.poll() is None:
+            b.kill()
+            b.wait(10)
+        b_reader.join(10)
+        b.stderr.close()  # type: ignore[union-attr]
+    got, _alerts, check = _ids(store)
+    print(f"\nindex worker: {len(stored)} of {len(events)} events stored when the disk filled; after the restart with space: {len(got)}")
+    assert check == "ok"
+    assert sorted(got) == sorted(ev.event.id for ev in events)  # every event, each once

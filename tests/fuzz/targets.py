@@ -27,7 +27,8 @@ PCAPS = REPO / "pcaps"
 RULES = REPO / "rules"
 CORPUS = (REPO / ".." / "shared" / "corpus").resolve()
 # Corpus traces that seed decoders the bundled captures do not carry (used only when the corpus is there).
-CORPUS_SEEDS = ("icsnpp-dnp3", "suricata-verify/tests/dnp3-udp", "zeek/traces/dnp3")
+CORPUS_SEEDS = ("icsnpp-dnp3", "suricata-verify/tests/dnp3-udp", "zeek/traces/dnp3", "icsnpp-iec61850-goose",
+                "iti-ics-security-tools/profinet", "icsnpp-profinet-io-cm", "icsnpp-mms", "icsnpp-omron-fins")
 
 COUNTS: Counter[str] = Counter()  # target -> inputs tried this process
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -73,23 +74,37 @@ def payload_seeds() -> dict[str, tuple[bytes, ...]]:
         if proto is not None:
             for port in spec.default_ports:
                 by_port.setdefault((proto, port), []).append(spec)
+    by_ethertype: dict[int, list[DecoderSpec]] = {}
+    for spec in REGISTRY.values():
+        if spec.transport == "ethernet":
+            for ethertype in spec.default_ports:
+                by_ethertype.setdefault(ethertype, []).append(spec)
     keys = {id(spec): key for key, spec in REGISTRY.items()}
     found: dict[str, list[bytes]] = {key: [] for key in REGISTRY}
+
+    def add(spec: DecoderSpec, payload: bytes) -> None:
+        seeds = found[keys[id(spec)]]
+        if len(seeds) < 40 and payload not in seeds:
+            seeds.append(payload)
+
     for path in _capture_paths():
         try:
             records = _records(path, 4000)
         except Exception:  # a corpus file we cannot read is not a seed
             continue
         for _frame, _ts, linktype, data in records:
+            if linktype == 1 and len(data) >= 14:  # layer 2: the payload after the (VLAN-stepped) ethertype
+                at = 12
+                while data[at : at + 2] in (b"\x81\x00", b"\x88\xa8") and len(data) >= at + 6:
+                    at += 4
+                for spec in by_ethertype.get(int.from_bytes(data[at : at + 2], "big"), ()):
+                    add(spec, bytes(data[at + 2 :]))
             p = parse(linktype, data)
             if p is None or not len(p.payload):
                 continue
             for port in (p.dport, p.sport):
                 for spec in by_port.get((p.proto, port), ()):
-                    seeds = found[keys[id(spec)]]
-                    payload = bytes(p.payload)
-                    if len(seeds) < 40 and payload not in seeds:
-                        seeds.append(payload)
+                    add(spec, bytes(p.payload))
     return {k: tuple(v) for k, v in found.items()}
 
 
@@ -122,6 +137,8 @@ def decoder(key: str, chunks: Iterable[tuple[bytes, Direction]]) -> int:
     """Feeds `chunks` to a fresh flow of registry entry `key`, then closes it: nothing raises, every event encodes."""
     count(f"decoder:{key}")
     spec = REGISTRY[key]
+    if spec.transport == "ethernet":
+        return _ether_decoder(spec, chunks)
     conn = conn_for(spec)
     flow = spec.flow()
     frame = 0
@@ -134,8 +151,31 @@ def decoder(key: str, chunks: Iterable[tuple[bytes, Direction]]) -> int:
         frame += 1
         for e in flow.feed(memoryview(data), direction, meta(frame)):
             encode(e)
+            # a decoder that catches its own exception and reports it is still a decoder that raised
+            assert e.anomaly is None or e.anomaly.code != "decoder_error", e.anomaly
             events += 1
     for e in flow.close(meta(frame + 1)):
+        encode(e)
+        events += 1
+    return events
+
+
+def _ether_decoder(spec: DecoderSpec, chunks: Iterable[tuple[bytes, Direction]]) -> int:
+    """Layer-2 decoders (sensors/decoders/ether.py): one instance per capture, fed whole frames' payloads."""
+    from sensors.decoders.ether import EtherFrame
+
+    decoder = spec.flow()
+    macs = ("02:00:00:00:00:0a", "01:0c:cd:01:00:01")
+    events = 0
+    for n, (data, direction) in enumerate(chunks, start=1):
+        src, dst = macs if direction is Direction.TO_SERVER else macs[::-1]
+        frame = EtherFrame(frame=n, time=T0 + dt.timedelta(milliseconds=n), src_mac=src, dst_mac=dst, vlan=(),
+                           ethertype=spec.default_ports[0], file_sha256="0" * 64, file="fuzz.pcap")
+        for e in decoder.feed(memoryview(data), frame):
+            encode(e)
+            assert e.anomaly is None or e.anomaly.code != "decoder_error", e.anomaly
+            events += 1
+    for e in decoder.close():
         encode(e)
         events += 1
     return events

@@ -13,11 +13,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
-from pipeline.schema import SEVERITY
 from pipeline.store import Query
 
 from . import risk
@@ -163,7 +162,7 @@ def index() -> ResponseReturnValue:
     d = build(org)
     return render_template("dashboard/index.html", d=d.data, enterprise=d.enterprise,
                            trend_peak=max((p["count"] for p in d.data["alerts"]["trend"]), default=0),
-                           severity_values=SEVERITY, form={"org": (request.args.get("org") or "").strip()})
+                           form={"org": (request.args.get("org") or "").strip()})
 
 
 @api.get("")
@@ -171,9 +170,7 @@ def index() -> ResponseReturnValue:
 def api_dashboard() -> ResponseReturnValue:
     org = chosen()
     if org is None:
-        if organization() == NO_ORGANIZATION:
-            from flask import abort
-
+        if organization() == NO_ORGANIZATION:  # a pinned console this user may not read
             abort(404)
         raise BadRequest(_("dashboard.choose_org"))
     return jsonify(build(org).data)

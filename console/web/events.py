@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, render_template, request
+from flask import Blueprint, abort, jsonify, render_template
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 

@@ -46,9 +46,19 @@ def items(data: bytes, off: int, end: int) -> Iterator[tuple[int, int, int]]:
         off = ve
 
 
+MAX_INT_OCTETS = 8  # longer INTEGERs do not fit a 64-bit field downstream (Elasticsearch long): malformed here
+
+
 def uint(data: bytes, vs: int, ve: int) -> int:
-    return int.from_bytes(data[vs:ve], "big") if ve > vs else 0
+    if ve - vs > MAX_INT_OCTETS:
+        raise BerError(f"integer of {ve - vs} octets")
+    n = int.from_bytes(data[vs:ve], "big") if ve > vs else 0
+    if n >= 1 << 63:
+        raise BerError(f"unsigned integer {n} does not fit 63 bits")
+    return n
 
 
 def sint(data: bytes, vs: int, ve: int) -> int:
+    if ve - vs > MAX_INT_OCTETS:
+        raise BerError(f"integer of {ve - vs} octets")
     return int.from_bytes(data[vs:ve], "big", signed=True) if ve > vs else 0

@@ -53,10 +53,11 @@ def _values(data: bytes, vs: int, ve: int, prefix: str, depth: int, out: list[Go
         value: bool | int | float | str | None
         if kind == "boolean":
             value = bool(raw[0]) if raw else None
-        elif kind == "integer":
-            value = sint(data, s, e)
-        elif kind in ("unsigned", "bcd"):
-            value = uint(data, s, e)
+        elif kind in ("integer", "unsigned", "bcd"):
+            try:
+                value = sint(data, s, e) if kind == "integer" else uint(data, s, e)
+            except BerError:  # wider than 64 bits: kept as sent
+                value = raw.hex()
         elif kind == "float":  # first octet: exponent width (8 single, 11 double precision)
             if len(raw) == 5:
                 value = _F32.unpack(raw[1:])[0]

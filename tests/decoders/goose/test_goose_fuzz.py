@@ -7,7 +7,9 @@ import datetime as dt
 from hypothesis import given, settings, strategies as st
 
 from sensors.decoders.ether import EtherFrame
+from pipeline.protocols.goose import GooseValue
 from sensors.decoders.goose import GooseDecoder, parse
+from sensors.decoders.goose.parser import _values
 from sensors.packet import parse_l2
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -63,3 +65,15 @@ def test_truncated_and_mutated(cut: int, pos: int, byte: int) -> None:
 def test_layer2_frame_parser(linktype: int, data: bytes) -> None:
     r = parse_l2(linktype, data)
     assert r is None or r[1] <= len(data)
+
+
+def test_oversized_integers_do_not_reach_the_event() -> None:
+    """stNum of 9 octets is malformed (no 64-bit field holds it); an allData integer that wide stays hex."""
+    big_st = GOOD.replace(bytes([0x85, 0x01, 0x05]), bytes([0x85, 0x09]) + b"\x01" * 9)
+    body = big_st[8:]
+    fixed = big_st[:2] + len(big_st).to_bytes(2, "big") + big_st[4:8] + bytes([0x61, body[1] + 8]) + body[2:]
+    assert parse(fixed).parse_error == "malformed_asn1"
+    values: list[GooseValue] = []
+    data = bytes([0x85, 0x09]) + b"\x01" * 9 + bytes([0x86, 0x08]) + b"\xff" * 8
+    _values(data, 0, len(data), "", 1, values)
+    assert [(v.type, v.value) for v in values] == [("integer", "01" * 9), ("unsigned", "ff" * 8)]

@@ -463,6 +463,10 @@ def _response(s: int, t: Tlv, f: dict[str, Any]) -> None:
             code = _int(bad[0])
             if code is not None:
                 f["data_access_error"] = DATA_ACCESS_ERRORS.get(code, f"unknown_{code}")
+    elif s == 12:  # getNamedVariableListAttributes: [0] mmsDeletable, [1] listOfVariable
+        for c in kids:
+            if c.ctx(1, True):
+                _var_spec(Tlv(CONTEXT, True, 0, c.start, c.end, c.buf), f)
     elif s == 29:  # initiateUploadSequence: [0] ulsmID
         for c in kids:
             if c.ctx(0):

@@ -5,7 +5,8 @@ on every IEC 61850 MMS capture of the corpus.
   fed to `parse_mms`; it agrees when the PDU type, the confirmed/unconfirmed service, the invoke id, and
   the identify answer (vendor, model, revision) are the ones the XML shows.
 - tshark (told that presentation context 3 is MMS, see PRES_CONTEXT): per frame, the MMS PDU types (from tshark's Info column) and the service codes
-  (`mms.confirmedServiceRequest/Response`, `mms.unconfirmedService`) and invoke ids.
+  (`mms.confirmedServiceRequest/Response`, `mms.unconfirmedService`), invoke ids and domain-specific
+  object names (`mms.domainId`/`mms.itemId`, as "domain/item").
 
 Accepted differences are listed, with their reason, in expected_differences.yml; the test fails on any
 other difference and on any listed one that no longer occurs. An agreement table is printed.
@@ -115,37 +116,41 @@ Unit = tuple[Any, ...]
 PRES_CONTEXT = 'uat:pres_context_list:"3","1.0.9506.2.1"'
 
 
-def tshark_view(tshark: str, path: Path) -> tuple[dict[int, list[str]], dict[int, dict[str, tuple[int, ...]]]]:
-    fields = ("_ws.col.Info", "mms.confirmedServiceRequest", "mms.confirmedServiceResponse", "mms.unconfirmedService", "mms.invokeID")
+def tshark_view(tshark: str, path: Path) -> tuple[dict[int, list[str]], dict[int, dict[str, tuple[Any, ...]]]]:
+    fields = ("_ws.col.Info", "mms.confirmedServiceRequest", "mms.confirmedServiceResponse", "mms.unconfirmedService", "mms.invokeID", "mms.domainId", "mms.itemId")
     out = subprocess.run(
-        [tshark, "-n", "-o", PRES_CONTEXT, "-r", str(path), "-T", "fields", "-E", "occurrence=a", "-e", "frame.number", *[a for f in fields for a in ("-e", f)], "-Y", "mms"],
+        [tshark, "-n", "-o", PRES_CONTEXT, "-r", str(path), "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=\x1f", "-e", "frame.number", *[a for f in fields for a in ("-e", f)], "-Y", "mms"],
         capture_output=True, text=True, check=True, timeout=300,
     ).stdout  # fmt: skip
     pdus: dict[int, list[str]] = {}
     detail: dict[int, dict[str, tuple[int, ...]]] = {}
     for line in out.splitlines():
-        cols = (line.split("\t") + [""] * 6)[:6]
+        cols = (line.split("\t") + [""] * 8)[:8]
         frame = int(cols[0])
-        nums = [tuple(sorted(int(x) for x in c.split(",") if x)) for c in cols[2:6]]
+        nums = [tuple(sorted(int(x) for x in c.split("\x1f") if x)) for c in cols[2:6]]
+        domains, items = [x for x in cols[6].split("\x1f") if x], [x for x in cols[7].split("\x1f") if x]
         types = _PDU_RE.findall(cols[1])
         services = len(nums[0]) + len(nums[1]) + len(nums[2])
         if len(set(types)) == 1 and len(types) < services:  # Info names a PDU type once per frame
             types = types * services
         pdus[frame] = types
-        detail[frame] = {"service": tuple(sorted(nums[0] + nums[1] + nums[2])), "invoke_id": nums[3]}
+        detail[frame] = {"service": tuple(sorted(nums[0] + nums[1] + nums[2])), "invoke_id": nums[3], "names": tuple(sorted(f"{d}/{i}" for d, i in zip(domains, items)))}
     return pdus, detail
 
 
-def our_view(events: list[Event]) -> tuple[dict[int, list[str]], dict[int, dict[str, tuple[int, ...]]]]:
+def our_view(events: list[Event]) -> tuple[dict[int, list[str]], dict[int, dict[str, tuple[Any, ...]]]]:
+    """Per frame: PDU types; service codes, invoke ids and domain-specific names (an answer's names
+    may be its request's, carried over: `answer_names` keeps them apart)."""
     pdus: dict[int, list[str]] = {}
-    acc: dict[int, dict[str, list[int]]] = {}
+    acc: dict[int, dict[str, list[Any]]] = {}
     for e in events:
         m = e.mms
         if e.event.dataset != "mms" or m is None or e.anomaly is not None or m.pdu_type is None or e.evidence is None or e.evidence.frame is None:
             continue
         fr = e.evidence.frame
         pdus.setdefault(fr, []).append(m.pdu_type)
-        d = acc.setdefault(fr, {"service": [], "invoke_id": []})
+        d = acc.setdefault(fr, {"service": [], "invoke_id": [], "names": [], "answer_names": []})
+        (d["answer_names"] if m.request_frame is not None else d["names"]).extend(n for n in (m.object_names or []) if "/" in n)
         if m.pdu_type_code in (0, 1, 3) and m.service_code is not None:
             d["service"].append(m.service_code)
         if m.invoke_id is not None and m.pdu_type_code in (0, 1, 2):
@@ -173,7 +178,11 @@ def test_agreement_with_tshark(decoded: Callable[[str], list[Event]], corpus: Pa
             ok = a == b
             if ok and f in td and f in od:
                 det += 1
-                if td[f] == od[f]:
+                mine = dict(od[f])
+                answer_names = mine.pop("answer_names")
+                if td[f]["names"] and not mine["names"]:  # names an answer carries itself
+                    mine["names"] = answer_names
+                if td[f] == mine:
                     det_ok += 1
                 else:
                     ok = False
@@ -187,7 +196,7 @@ def test_agreement_with_tshark(decoded: Callable[[str], list[Event]], corpus: Pa
                 problems.append(f"{rel} frame {f}: tshark {a} {td.get(f)} ours {b} {od.get(f)}")
         rows.append(f"| {rel} | {total} | {same} | {n_listed} | {det_ok}/{det} |")
         t_total, t_same, t_det, t_det_ok, t_listed = t_total + total, t_same + same, t_det + det, t_det_ok + det_ok, t_listed + n_listed
-    print("\n| trace | MMS PDUs | agree | accepted difference | service/invoke id agree |\n|---|---|---|---|---|\n" + "\n".join(rows))
+    print("\n| trace | MMS PDUs | agree | accepted difference | service/invoke id/domain-item names agree |\n|---|---|---|---|---|\n" + "\n".join(rows))
     print(f"| total | {t_total} | {t_same} | {t_listed} | {t_det_ok}/{t_det} |")
     print(f"MMS PDU agreement with tshark {100.0 * t_same / max(t_total, 1):.2f}% raw, {100.0 * (t_same + t_listed) / max(t_total, 1):.2f}% counting the listed differences (tshark's, each with its reason)")
     assert not problems, "\n".join(problems[:40])

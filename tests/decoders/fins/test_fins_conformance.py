@@ -135,3 +135,26 @@ def test_agreement_with_tshark(decoded: Callable[[str], list[Event]], corpus: Pa
     print(f"FINS agreement with tshark {100.0 * same / max(total, 1):.2f}%")
     assert not problems, "\n".join(problems[:40])
     assert total and same / total >= 0.99
+
+
+# Memory area commands whose area and address ICSNPP's omron_fins_detail.log carries
+_AREA_COMMANDS = (0x0101, 0x0102, 0x0103)
+
+
+def test_memory_area_details_agree_with_icsnpp(decoded: Callable[[str], list[Event]], corpus: Path) -> None:
+    """Memory area read/write/fill commands: (command, memory area code, address << 8 | bit) in log order."""
+    theirs = []
+    for line in (corpus / "icsnpp-omron-fins/baseline/tests.omron_fins/omron_fins_detail.log").read_text(encoding="utf-8").splitlines():
+        c = line.split("\t")
+        if line.startswith("#") or len(c) < 9 or not c[6].startswith("Command"):
+            continue
+        code = _code(c[5])
+        if code in _AREA_COMMANDS and c[8].startswith("0x"):
+            theirs.append((code, _code(c[7]), int(c[8], 16)))
+    ours = [
+        (f.command_code, f.memory_area_code, ((f.address or 0) << 8) | (f.bit or 0))
+        for e in decoded("icsnpp-omron-fins/traces/omron.pcap")
+        if (f := e.fins) is not None and e.anomaly is None and f.message_type == "command" and f.command_code in _AREA_COMMANDS
+    ]
+    print(f"\nFINS memory area commands: ICSNPP {len(theirs)}, ours {len(ours)}, agree {sum(a == b for a, b in zip(theirs, ours))}")
+    assert theirs and theirs == ours

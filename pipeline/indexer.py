@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from . import schema
 from .bus import Consumer, Record
 from .exceptions import BusError, StoreError
+from .kafka_acl import TOPIC_PREFIX, forged
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class IndexStats:
     batches: int = 0
     store_errors: int = 0
     bus_errors: int = 0
+    malformed: int = 0  # records on an enterprise topic that are not events: not stored (logged)
+    forged: int = 0  # events on an enterprise topic naming another organization: not stored (logged)
     # (topic, partition) -> next offset committed by this indexer
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
 
@@ -75,7 +78,8 @@ def run_indexer(
             if unrefreshed:  # idle: make what was written searchable now rather than at the next refresh
                 unrefreshed = not _refresh(store)
             continue
-        n_alerts = _write(store, batch, stop, stats, backoff, max_backoff)
+        kept = _screen(batch, stats) if any(r.topic.startswith(TOPIC_PREFIX) for r in batch) else batch
+        n_alerts = _write(store, kept, stop, stats, backoff, max_backoff) if kept else 0
         if n_alerts is None:
             return stats  # stopped during an outage: nothing committed, the batch is delivered again
         unrefreshed = raw_writes
@@ -85,12 +89,35 @@ def run_indexer(
         stats.records += len(batch)
         stats.batches += 1
         stats.alerts += n_alerts
-        stats.events += len(batch) - n_alerts
+        stats.events += len(kept) - n_alerts
         if on_batch is not None:
             on_batch(batch)
     if unrefreshed:
         _refresh(store)
     return stats
+
+
+def _screen(batch: list[Record], stats: IndexStats) -> list[Record]:
+    """Records from enterprise sensors' topics (`ent.<org>.events`, pipeline.kafka_acl) are untrusted:
+    keep those that are events of that enterprise; count and log the rest (malformed: not an event;
+    forged: another organization's id). They are committed with the batch, so one bad record can
+    never stall the index stage for every other enterprise."""
+    kept: list[Record] = []
+    for r in batch:
+        if r.topic.startswith(TOPIC_PREFIX):
+            try:
+                ev = schema.decode_event(r.value)
+            except (ValueError, TypeError) as e:  # msgspec's DecodeError and ValidationError
+                stats.malformed += 1
+                log.warning("index: record %s/%d@%d is not an event (%s): not stored", r.topic, r.partition, r.offset, e)
+                continue
+            if forged(r.topic, ev):
+                stats.forged += 1
+                log.warning("index: event %s on %s names organization %r: not stored", ev.event.id, r.topic,
+                            ev.organization.id if ev.organization else None)
+                continue
+        kept.append(r)
+    return kept
 
 
 def _write(store: Store, batch: list[Record], stop: threading.Event, stats: IndexStats, backoff: float, max_backoff: float) -> int | None:

@@ -281,3 +281,66 @@ def test_revoked_account_is_refused(broker: SecureKafka) -> None:
     assert revoke_sensor(broker.bootstrap, broker.admin_security(), "ent-d") == 2
     done = _sensor_replay(d)
     assert done.returncode != 0 and "did not accept SCRAM-SHA-512 login" in done.stderr
+
+
+@pytest.mark.elasticsearch
+def test_province_indexer_stores_only_the_enterprises_own_events(broker: SecureKafka, accounts: dict[str, SensorAccount],
+                                                               es_url: str, unique: str) -> None:
+    """The index stage screens enterprise topics like the detect stage: forged and junk records are counted, not stored,
+    and do not stall it (they are committed with their batch)."""
+    import msgspec
+
+    from console.jobs import open_bus, open_store_for
+    from pipeline.indexer import run_indexer
+    from pipeline.kafka_bus import KafkaBus
+    from pipeline.schema import Organization
+    from pipeline.store import Query
+
+    a = accounts["ent-a"]
+    def own() -> list[schema.Event]:
+        return [e for e in map(_try_decode, _read_all(broker, a.topic)) if e is not None and e.organization and e.organization.id == "ent-a"]
+
+    if not own():
+        assert _sensor_replay(a).returncode == 0
+    genuine = own()[0]
+    fake = msgspec.structs.replace(genuine, organization=Organization(id="ent-b"))
+    sensor = KafkaBus(broker.bootstrap, partitions=2, topics=[a.topic], security=client_security(a.username, a.password))
+    try:
+        p = sensor.producer()
+        p.send(a.topic, schema.encode(fake), key=b"forged")
+        p.send(a.topic, b"\xff\xfe junk", key=b"junk")
+        p.flush()
+    finally:
+        sensor.close()
+    values = _read_all(broker, a.topic)
+    trusted = {e.event.id for e in (_try_decode(v) for v in values) if e is not None and e.organization and e.organization.id == "ent-a"}
+
+    province = Settings(bus=f"kafka://{broker.bootstrap}", store=es_url, es_index_prefix=unique, organization_id="province",
+                        kafka_topic_prefix=f"{unique}-", kafka_events_pattern=r"^ent\.ent-a\.events$", index_group=f"{unique}-index",
+                        kafka_partitions=2, kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-512",
+                        kafka_sasl_username="admin", kafka_sasl_password=broker.admin_password)
+    store = open_store_for(province)
+    bus = open_bus(province, client_id="acl-index")
+    consumer = bus.consumer(province.events_topics(), group=province.index_group)
+    stop = threading.Event()
+    deadline = time.monotonic() + 120
+    try:
+        stats = run_indexer(consumer, store, stop=stop, until=lambda st: st.records >= len(values) or time.monotonic() > deadline)
+        store.flush()
+        stored = store.search("events", Query(size=10_000)).items
+    finally:
+        consumer.close()
+        bus.close()
+        store.drop()  # type: ignore[attr-defined]
+        store.close()
+    assert stats.records == len(values)
+    assert stats.malformed >= 1 and stats.forged >= 1
+    assert {e.event.id for e in stored} == trusted
+    assert {e.organization.id for e in stored if e.organization} == {"ent-a"}
+
+
+def _try_decode(value: bytes) -> schema.Event | None:
+    try:
+        return schema.decode_event(value)
+    except ValueError:
+        return None

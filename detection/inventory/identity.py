@@ -115,6 +115,17 @@ def claims(e: Event) -> list[Claim]:
         else:
             _add(out, "name", ua.application_name, "opcua.application_name", HINT)
             _add(out, "product", ua.application_uri, "opcua.application_uri", HINT)
+    mm = e.mms
+    if mm is not None and mm.service == "identify" and mm.pdu_type == "confirmed-ResponsePDU":
+        _add(out, "vendor", mm.vendor_name, "mms.vendor_name", STRONG)
+        _add(out, "model", mm.model_name, "mms.model_name", STRONG)
+        _add(out, "product", mm.model_name, "mms.model_name", DERIVED)
+        _add(out, "firmware", mm.revision, "mms.revision", STRONG)
+    fi = e.fins
+    if fi is not None and fi.message_type == "response" and fi.controller_model:
+        _add(out, "model", fi.controller_model, "fins.controller_model", STRONG)
+        _add(out, "firmware", fi.controller_version, "fins.controller_version", STRONG)
+        _add(out, "vendor", "Omron", "fins.controller_model", DERIVED)  # FINS is Omron's protocol
     mq = e.mqtt
     if mq is not None and mq.client_id and mq.message_type_name == "connect":
         _add(out, "name", mq.client_id, "mqtt.client_id", HINT)

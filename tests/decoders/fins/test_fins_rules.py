@@ -68,3 +68,13 @@ def test_identity_from_controller_data_read(decoded: Callable[[str], list[Event]
     answers = [e for e in decoded(QUICKDRAW) if e.fins is not None and e.fins.message_type == "response" and e.anomaly is None]
     assert answers and all(e.event.action == "identify" for e in answers)
     assert any(e.fins is not None and e.fins.controller_model for e in answers)
+
+
+def test_controller_data_read_feeds_the_asset_inventory(decoded: Callable[[str], list[Event]]) -> None:
+    from detection.inventory.identity import claims
+
+    events = decoded(QUICKDRAW)
+    got = [(c.attr, c.value, e.source.ip if e.source else None) for e in events for c in claims(e) if c.path.startswith("fins.")]
+    plc = {e.source.ip for e in events if e.fins is not None and e.fins.message_type == "response" and e.source is not None}
+    assert got and {ip for _, _, ip in got} == plc
+    assert {a for a, _, _ in got} >= {"model", "vendor"} and ("vendor", "Omron") in {(a, v) for a, v, _ in got}

@@ -90,3 +90,10 @@ def test_port_102_still_decodes_s7comm(decoded: Callable[[str], list[Event]]) ->
     events = decoded("icsnpp-s7comm/traces/snap7.pcap")
     assert any(e.event.dataset == "s7comm" and e.s7comm and e.s7comm.protocol == "s7comm" for e in events)
     assert not any(e.event.dataset == "mms" for e in events)
+
+
+def test_identify_answer_feeds_the_asset_inventory(decoded: Callable[[str], list[Event]]) -> None:
+    from detection.inventory.identity import claims
+
+    got = {(c.attr, c.value, c.path, c.side) for e in decoded("iti-ics-security-tools/IEC61850/piccolo.pcap") for c in claims(e)}
+    assert {("vendor", "INFO TECH", "mms.vendor_name", "source"), ("model", "S61850 for PC", "mms.model_name", "source"), ("firmware", "0.0.1", "mms.revision", "source")} <= got

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.schema import Asset
 
+from ..inventory.vendors import normalize_vendor, vendor_from_model
 from .csaf import Advisory, Index, Product
 
 # Product families: (family, regex over upper-cased product text).
@@ -110,16 +111,57 @@ def _firmware(a: Asset) -> str | None:
     return a.firmware or a.revision
 
 
+@dataclass(frozen=True)
+class Identity:
+    """One self-description of a device: vendor, model/product names and firmware that belong together."""
+
+    vendor_key: str
+    names: tuple[str, ...]
+    firmware: str | None
+    source: str  # protocol whose fields announced it ("s7comm", "enip", ...), or "asset" (the chosen values)
+
+
+def identities(a: Asset) -> list[Identity]:
+    """The identities to match: one per protocol that announced a model or product, each with that
+    protocol's own firmware and vendor, when the asset announced itself through more than one (a
+    gateway, a multi-protocol controller, or addresses reused between plants): pairing one
+    protocol's model with another's firmware would report versions the device does not run. An
+    asset with one identity is matched on its chosen values."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for ev in a.evidence:
+        if ev.field in ("vendor", "model", "product", "firmware") and "." in ev.source:
+            groups.setdefault(ev.source.split(".", 1)[0], {}).setdefault(ev.field, []).append(ev.value)
+    out: list[Identity] = []
+    for proto, g in sorted(groups.items()):
+        names = tuple(v for v in dict.fromkeys(g.get("model", []) + g.get("product", [])) if v and len(v) >= 3)
+        if not names:
+            continue
+        vendor = normalize_vendor(g["vendor"][0]) if g.get("vendor") else next(
+            (v for v in map(vendor_from_model, names) if v is not None), None)
+        key = vendor.key if vendor else a.vendor_key
+        if key:
+            out.append(Identity(key, names, g["firmware"][0] if g.get("firmware") else None, proto))
+    if len(out) > 1:
+        return out
+    return [Identity(a.vendor_key, tuple(asset_products(a)), _firmware(a), "asset")] if a.vendor_key else []
+
+
 def match_asset(a: Asset, index: Index, include_possible: bool = False) -> list[Finding]:
-    if not a.vendor_key:
-        return []
-    names = asset_products(a)
-    fams = families(names)
-    fw = _firmware(a)
     out: dict[tuple[str, str], Finding] = {}
+    for ident in identities(a):
+        _match_identity(a, ident, index, include_possible, out)
+    if any(k[1] == "affected" for k in out):
+        out = {k: v for k, v in out.items() if not (v.status == "possible" and (k[0], "affected") in out)}
+    return sorted(out.values(), key=lambda f: (-(f.max_cvss or 0), f.advisory_id))
+
+
+def _match_identity(a: Asset, ident: Identity, index: Index, include_possible: bool, out: dict[tuple[str, str], Finding]) -> None:
+    names = list(ident.names)
+    fams = families(names)
+    fw = ident.firmware
     for adv in index.advisories:
         for p in adv.products:
-            if p.vendor_key != a.vendor_key:
+            if p.vendor_key != ident.vendor_key:
                 continue
             kind, on = "exact", _exact(names, p)
             if on is None:
@@ -133,19 +175,17 @@ def match_asset(a: Asset, index: Index, include_possible: bool = False) -> list[
             status = "affected" if inside else "possible"
             if status == "possible" and not include_possible:
                 continue
-            f = _finding(a, adv, p, kind, on, status, fw)
+            f = _finding(a, adv, p, kind, on, status, fw, ident.source)
             if f is None:
                 continue
             key = (adv.id, status)
             prev = out.get(key)
             if prev is None or (prev.match == "family" and kind == "exact"):
                 out[key] = f
-    if any(k[1] == "affected" for k in out):
-        out = {k: v for k, v in out.items() if not (v.status == "possible" and (k[0], "affected") in out)}
-    return sorted(out.values(), key=lambda f: (-(f.max_cvss or 0), f.advisory_id))
 
 
-def _finding(a: Asset, adv: Advisory, p: Product, kind: str, on: str, status: str, fw: str | None) -> Finding | None:
+def _finding(a: Asset, adv: Advisory, p: Product, kind: str, on: str, status: str, fw: str | None,
+             source: str = "asset") -> Finding | None:
     vulns = [v for v in adv.vulnerabilities if p.pid in v.products]
     if not vulns:
         return None
@@ -160,7 +200,8 @@ def _finding(a: Asset, adv: Advisory, p: Product, kind: str, on: str, status: st
             if k not in seen:
                 seen.add(k)
                 rems.append({"category": r.category, "details": r.details, "url": r.url})
-    ev = [e for e in a.evidence if e.field in ("vendor", "model", "product", "firmware")]
+    ev = [e for e in a.evidence if e.field in ("vendor", "model", "product", "firmware")
+          and (source == "asset" or e.source.split(".", 1)[0] in (source, "oui"))]
     return Finding(
         asset_id=a.id, ip=a.ip, organization=a.organization.id if a.organization else None,
         advisory_id=adv.id, title=adv.title, url=adv.url, status=status, match=kind, matched_on=on,

@@ -198,3 +198,29 @@ def test_real_csaf_advisories_match_the_testbed_s7_plcs_and_nothing_else() -> No
             assert (fix.status, fix.match, fix.version_range, fix.firmware) == (
                 "affected", "exact", "vers:all/<V3.2.19", ident["firmware_version"])
             assert "6ES7317-2EK14-0AB0" in fix.product.replace(" ", "")
+
+
+def test_an_address_announcing_two_identities_is_matched_per_identity() -> None:
+    """The S7 and BACnet testbed plants reuse 10.10.1.101: one asset then carries the S7 CPU's identity (firmware
+    V3.2.x) and the BACnet controller's (firmware V02.20.112). Advisories for the S7 order number must be judged on
+    the S7 firmware with S7 evidence, never on the BACnet firmware the asset's chosen values may hold."""
+    from detection.vulns.csaf import load_dir
+    from detection.vulns.match import identities, match_inventory
+
+    from .conftest import CSAF, need
+
+    idx = load_dir(need(CSAF))
+    s7_path, _ = _capture("s7comm")
+    bacnet_path, _ = _capture("bacnet")
+    s7, bacnet = announced("s7comm"), announced("bacnet")
+    ip = next(ip for ip in s7 if ip in bacnet)
+    asset = inventory(s7_path, bacnet_path)[ip]
+    by_source = {i.source: i for i in identities(asset)}
+    assert {"s7comm", "bacnet"} <= set(by_source)
+    assert by_source["s7comm"].firmware == s7[ip]["firmware_version"]
+    assert by_source["bacnet"].firmware != s7[ip]["firmware_version"]
+    found = match_inventory([asset], idx)
+    alone = {(f.advisory_id, f.status, f.firmware) for f in match_inventory([inventory(s7_path)[ip]], idx)}
+    assert found and {(f.advisory_id, f.status, f.firmware) for f in found} == alone
+    assert {f.firmware for f in found} == {s7[ip]["firmware_version"]}
+    assert all(not e["source"].startswith("bacnet.") for f in found for e in f.evidence)

@@ -544,7 +544,11 @@ def parse_session(p: bytes) -> SessionUnit:
     h = _spdu_header(p, 0)
     if h is None:
         u.bad(AnomalyCode.INVALID_SPDU, f"session SPDU of {len(p)} byte(s) shorter than its length indicator")
-        return u
+        if len(p) < 2 or p[0] not in SPDU_TYPES:
+            return u
+        # Known SPDU, length indicator past the data: say what it is and decode what is there.
+        start = 4 if p[1] == 0xFF else 2
+        h = (p[0], min(start, len(p)), len(p))
     si, start, end = h
     if si in (0x01, 0x02) and end < len(p):
         # Category 0 (GIVE TOKENS / PLEASE TOKENS) concatenated with a category 2 SPDU (DATA TRANSFER)

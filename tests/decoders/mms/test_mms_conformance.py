@@ -201,3 +201,37 @@ def test_agreement_with_tshark(decoded: Callable[[str], list[Event]], corpus: Pa
     print(f"MMS PDU agreement with tshark {100.0 * t_same / max(t_total, 1):.2f}% raw, {100.0 * (t_same + t_listed) / max(t_total, 1):.2f}% counting the listed differences (tshark's, each with its reason)")
     assert not problems, "\n".join(problems[:40])
     assert t_total and (t_same + t_listed) / t_total >= 0.99 and t_det_ok / max(t_det, 1) >= 0.99
+
+
+@pytest.mark.tshark
+def test_session_spdus_agree_with_tshark(decoded: Callable[[str], list[Event]], corpus: Path, tshark: str) -> None:
+    """The ISO 8327 session SPDU that carried each message (CN, AC, DT, FN, DN, AB, ...), per frame:
+    the set of SPDU types tshark's `ses.type` shows vs the `mms.session_spdu` of our events there
+    (GIVE TOKENS, which shares code 1 with DATA TRANSFER, folds into DT)."""
+    from sensors.decoders.mms.constants import SPDU_TYPES
+
+    codes = {v: k for k, v in SPDU_TYPES.items()}
+    total = same = 0
+    problems: list[str] = []
+    for rel in MMS_TRACES:
+        if not (corpus / rel).is_file():
+            continue
+        out = subprocess.run(
+            [tshark, "-n", "-o", PRES_CONTEXT, "-r", str(corpus / rel), "-T", "fields", "-E", "occurrence=a", "-e", "frame.number", "-e", "ses.type", "-Y", "ses"],
+            capture_output=True, text=True, check=True, timeout=300,
+        ).stdout  # fmt: skip
+        theirs = {int(f): {int(x) for x in t.split(",") if x} for f, t in (line.split("\t") for line in out.splitlines()) if t}
+        ours: dict[int, set[int]] = {}
+        for e in decoded(rel):
+            m = e.mms
+            if e.event.dataset == "mms" and m is not None and m.session_spdu and e.evidence is not None and e.evidence.frame is not None:
+                ours.setdefault(e.evidence.frame, set()).add(codes[m.session_spdu])
+        for f in sorted(set(theirs) | set(ours)):
+            total += 1
+            if theirs.get(f) == ours.get(f):
+                same += 1
+            else:
+                problems.append(f"{rel} frame {f}: tshark ses.type {sorted(theirs.get(f, ()))}, ours {sorted(ours.get(f, ()))}")
+    print(f"\nsession SPDUs: {same}/{total} frames agree with tshark")
+    assert not problems, "\n".join(problems[:40])
+    assert total

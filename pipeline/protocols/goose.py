@@ -37,6 +37,6 @@ class Goose(Fields):
     all_data_hash: str | None = None  # SHA-256 of the allData TLV (as ICSNPP logs it)
     security: str | None = None  # hex of the optional security field
     parse_error: str | None = None  # truncated_packet, malformed_asn1, missing_required_field, missing_all_data, unsupported_tlv
-    sequence: str | None = None  # first, retransmission, state_change, st_jump, st_rollback, sq_gap, sq_rollback, same_st_data_changed, restart
+    sequence: str | None = None  # first, retransmission, state_change, st_jump, st_rollback, sq_gap, sq_rollback, same_st_data_changed, restart, publisher_changed
     previous_st_num: int | None = None
     previous_sq_num: int | None = None

@@ -7,7 +7,7 @@ from typing import Final
 ETHERTYPE: Final = 0x88B8
 MAX_VALUES: Final = 512  # allData elements decoded per frame (nested included); the rest counted in the hash only
 MAX_DEPTH: Final = 8
-MAX_PUBLISHERS: Final = 4096  # (source MAC, APPID, gocbRef) sequence states kept; the oldest is dropped
+MAX_PUBLISHERS: Final = 4096  # (APPID, gocbRef) sequence states kept; the oldest is dropped
 
 # goosePdu [APPLICATION 1] members (IEC 61850-8-1 A.3), context-specific tags.
 PDU_TAG: Final = 0x61
@@ -35,6 +35,6 @@ UNSUPPORTED_TLV: Final = "unsupported_tlv"
 
 # Sequence classes of a frame against the previous one of the same publisher and control block.
 FIRST, RETRANSMISSION, STATE_CHANGE = "first", "retransmission", "state_change"
-ST_JUMP, ST_ROLLBACK, SQ_GAP, SQ_ROLLBACK, SAME_ST_DATA_CHANGED, RESTART = (
-    "st_jump", "st_rollback", "sq_gap", "sq_rollback", "same_st_data_changed", "restart",
+ST_JUMP, ST_ROLLBACK, SQ_GAP, SQ_ROLLBACK, SAME_ST_DATA_CHANGED, RESTART, PUBLISHER_CHANGED = (
+    "st_jump", "st_rollback", "sq_gap", "sq_rollback", "same_st_data_changed", "restart", "publisher_changed",
 )

@@ -27,11 +27,22 @@ class _State:
     sq_num: int
     data_hash: str | None
     t: str | None
+    mac: str | None = None  # the publisher's source MAC
 
 
-def classify(prev: _State | None, g: Goose) -> str | None:
-    """How this frame follows the publisher's previous one (IEC 61850-8-1 18.1: stNum counts state
-    changes, sqNum retransmissions since; both wrap at 2^32, sqNum restarts at 0 (Edition 1: 1))."""
+def classify(prev: _State | None, g: Goose, mac: str | None = None) -> str | None:
+    """How this frame follows the previous one of its control block (APPID + gocbRef), sent by `mac`.
+
+    IEC 61850-8-1 18.1: stNum counts state changes, sqNum retransmissions since; both wrap at 2^32,
+    sqNum restarts at 0 (Edition 1: 1). A second source MAC for one control block is another
+    publisher: an injector, or two IEDs configured alike.
+    """
+    if prev is not None and g.st_num is not None and g.sq_num is not None and mac is not None and prev.mac is not None and mac != prev.mac:
+        return c.PUBLISHER_CHANGED
+    return _follow(prev, g)
+
+
+def _follow(prev: _State | None, g: Goose) -> str | None:
     st, sq = g.st_num, g.sq_num
     if st is None or sq is None:
         return None
@@ -61,22 +72,22 @@ class GooseDecoder:
 
     def __init__(self) -> None:
         self._env = Envelopes()
-        self._state: OrderedDict[tuple[str | None, int, str], _State] = OrderedDict()
+        self._state: OrderedDict[tuple[int, str], _State] = OrderedDict()
 
     def feed(self, data: memoryview, frame: EtherFrame) -> list[Event]:
         meta = self._env.meta(frame, frame.src_mac, frame.dst_mac)
         try:
             g = parse(data)
             if g.gocb_ref is not None and g.parse_status != c.FAILED:
-                key = (frame.src_mac, g.appid, g.gocb_ref)
+                key = (g.appid, g.gocb_ref)
                 prev = self._state.get(key)
-                seq = classify(prev, g)
+                seq = classify(prev, g, frame.src_mac)
                 if seq is not None:
                     if prev is not None:
                         g = msgspec.structs.replace(g, sequence=seq, previous_st_num=prev.st_num, previous_sq_num=prev.sq_num)
                     else:
                         g = msgspec.structs.replace(g, sequence=seq)
-                    self._remember(key, g)
+                    self._remember(key, g, frame.src_mac)
             anomaly = None
             if g.parse_status != c.OK:
                 anomaly = Anomaly(code=g.parse_error or g.parse_status, message=f"GOOSE PDU {g.parse_status}: {g.parse_error}")
@@ -87,9 +98,9 @@ class GooseDecoder:
             return [make_event(meta, Direction.TO_SERVER, dataset=DATASET, action="anomaly",
                                anomaly=Anomaly(code="decoder_error", message=f"{type(exc).__name__}: {exc}"[:500]))]
 
-    def _remember(self, key: tuple[str | None, int, str], g: Goose) -> None:
+    def _remember(self, key: tuple[int, str], g: Goose, mac: str | None = None) -> None:
         assert g.st_num is not None and g.sq_num is not None
-        self._state[key] = _State(g.st_num, g.sq_num, g.all_data_hash, g.t)
+        self._state[key] = _State(g.st_num, g.sq_num, g.all_data_hash, g.t, mac)
         self._state.move_to_end(key)
         if len(self._state) > c.MAX_PUBLISHERS:
             self._state.popitem(last=False)

@@ -21,6 +21,7 @@ NAME = "goose_plant_attack"
 T0 = 1_700_000_000.0
 DST = "01:0c:cd:01:00:01"
 IED1, IED2, IED3 = "02:00:0a:0a:01:c9", "02:00:0a:0a:01:ca", "02:00:0a:0a:01:cb"
+ROGUE = "02:00:0a:0a:01:42"  # the attacker's laptop
 
 
 def _tlv(tag: int, value: bytes) -> bytes:
@@ -59,13 +60,20 @@ def script() -> list[tuple[str, str, int | None, bytes]]:
     s.append(("qn-goose-0003", IED3, None, goose("IED3/gcbR", 5, 1, (False, 3))))  # a replayed retransmission
     s.append(("normal", IED3, None, goose("IED3/gcbD", 6, 0, (False, 4))))
     s.append(("qn-goose-0003", IED3, None, goose("IED3/gcbD", 6, 1, (True, 4))))  # data changed, same stNum: injected
+    s.append(("qn-goose-0003", ROGUE, None, goose("IED1/gcb01", 3, 0, (False, 0))))  # IED1's breaker "closed" again, from elsewhere
     s.append(("qn-goose-0004", IED3, None, goose("IED3/gcbN", 1, 0, (False, 5), nds=True)))
     s.append(("qn-goose-0005", IED3, None, goose("IED3/gcbM", 1, 0, (False, 6))[:40]))  # cut inside the PDU
     return s
 
 
 # attack label (the rule it must raise) -> step name and description, in the testbed's label format
-STEPS = {'qn-goose-0001': ('simulation_flag', 'IED3 publishes gcbT with the test/simulation flag set.'), 'qn-goose-0002': ('st_num_jump', 'A frame for gcbJ with stNum 4000 after 10: GOOSE poisoning (the highest stNum wins).'), 'qn-goose-0003': ('replay_and_injection', 'gcbR: a retransmission replayed (sqNum back to 1); gcbD: new data under the same stNum.'), 'qn-goose-0004': ('needs_commissioning', 'gcbN published with ndsCom set.'), 'qn-goose-0005': ('truncated_pdu', 'A GOOSE frame cut inside its goosePdu.')}
+STEPS: dict[str, tuple[str, str]] = {
+    "qn-goose-0001": ("simulation_flag", "IED3 publishes gcbT with the test/simulation flag set."),
+    "qn-goose-0002": ("st_num_jump", "A frame for gcbJ with stNum 4000 after 10: GOOSE poisoning (the highest stNum wins)."),
+    "qn-goose-0003": ("replay_and_injection", "gcbR: a retransmission replayed (sqNum back to 1); gcbD: new data under the same stNum; IED1's gcb01 published from the attacker's MAC."),
+    "qn-goose-0004": ("needs_commissioning", "gcbN published with ndsCom set."),
+    "qn-goose-0005": ("truncated_pdu", "A GOOSE frame cut inside its goosePdu."),
+}
 
 
 def _ranges(frames: list[int]) -> str:
@@ -105,7 +113,7 @@ def build(out: Path) -> tuple[Path, Path]:
         "scenario": NAME,
         "description": "IEC 61850 GOOSE publishers (untagged and VLAN 10): retransmissions and state changes, then a "
                        "simulation-flag frame, an stNum jump (poisoning), a replayed retransmission, new data under the same "
-                       "stNum, a needs-commissioning publisher and a truncated PDU.",
+                       "stNum, a control block published from a second MAC, a needs-commissioning publisher and a truncated PDU.",
         "generated_by": "python -m tests.decoders.goose.scenario pcaps/goose (crafted with scapy: no IEC 61850 stack installs here)",
         "capture": pcap.name,
         "sha256": hashlib.sha256(pcap.read_bytes()).hexdigest(),

@@ -61,15 +61,17 @@ def test_sequence_classes() -> None:
     seen = []
     for g in (_g(5, 0), _g(5, 1), _g(6, 0, "b"), _g(6, 1, "c"), _g(6, 3, "c"), _g(6, 2, "c"), _g(9, 0, "c"), _g(8, 0, "c"), _g(1, 0, "c"),
               _g(1, 0, "c")):
-        prev = dec._state.get(("m", 1, "x"))
+        prev = dec._state.get((1, "x"))
         seen.append(classify(prev, g))
-        dec._remember(("m", 1, "x"), g)
+        dec._remember((1, "x"), g, "m")
     assert seen == ["first", "retransmission", "state_change", "same_st_data_changed", "sq_gap", "sq_rollback", "st_jump", "st_rollback",
                     "restart", "retransmission"]
     # stNum wraps at 2^32: 0xFFFFFFFF -> 0 is the next state, not a rollback (IEC 61850-8-1 18.1.2.5)
     dec2 = GooseDecoder()
-    dec2._remember(("m", 1, "x"), _g(0xFFFFFFFF, 4))
-    assert classify(dec2._state[("m", 1, "x")], _g(0, 0)) == "state_change"
+    dec2._remember((1, "x"), _g(0xFFFFFFFF, 4), "m")
+    assert classify(dec2._state[(1, "x")], _g(0, 0), "m") == "state_change"
+    # the same control block from another MAC: a second publisher, whatever its counters say
+    assert classify(dec2._state[(1, "x")], _g(0, 0), "evil") == "publisher_changed"
 
 
 def test_engine_layer2_path(tmp_path: Path) -> None:

@@ -122,7 +122,12 @@ def script() -> list[tuple[str, Packet]]:
 
 
 # attack label (the rule it must raise) -> step name and description, in the testbed's label format
-STEPS = {'qn-profinet-0001': ('dcp_set_ip', "The attacker re-addresses io-dev-1 by DCP Set IP (and the device's answer)."), 'qn-profinet-0002': ('dcp_reset_to_factory', 'The attacker resets io-dev-1 to factory settings by DCP Set (untagged).'), 'qn-profinet-0003': ('io_cm_write', 'The attacker writes a record to io-dev-1 over IO CM (Write request and response).'), 'qn-profinet-0004': ('dcp_identify_all', 'The attacker identifies every device by DCP Identify All.')}
+STEPS: dict[str, tuple[str, str]] = {
+    "qn-profinet-0001": ("dcp_set_ip", "The attacker re-addresses io-dev-1 by DCP Set IP (and the device's answer)."),
+    "qn-profinet-0002": ("dcp_reset_to_factory", "The attacker resets io-dev-1 to factory settings by DCP Set (untagged)."),
+    "qn-profinet-0003": ("io_cm_write", "The attacker writes a record to io-dev-1 over IO CM (Write request and response)."),
+    "qn-profinet-0004": ("dcp_identify_all", "The attacker identifies every device by DCP Identify All."),
+}
 
 
 def _ranges(frames: list[int]) -> str:

@@ -394,20 +394,57 @@ class SQLiteStore(Store):
         if isinstance(fields, str):
             raise QueryError(f"facets: fields is a list of field names, got the string {fields!r}")
         wanted = [_field(table, name, purpose="facets") for name in dict.fromkeys(fields)]
+        for f in wanted:
+            if f.kind in ("struct", "dict"):
+                raise QueryError(f"facets: {f.name!r} is an object; count by one of its fields")
         where, params = self._where(table, query)
+        single = [f for f in wanted if f.kind not in ("array", "element")]
         plans = []
         for f in wanted:
-            sql, sql_params = self._count_sql(table, f, where, params, top, "facets")
-            absent, absent_params = self._absent(f)
-            plans.append((f, sql, sql_params, f"SELECT COUNT(*) FROM {table} AS t WHERE {where} AND {absent}",
-                          [*params, *absent_params]))
+            if f.kind in ("array", "element"):  # one json_each scan each
+                sql, sql_params = self._count_sql(table, f, where, params, top, "facets")
+                absent, absent_params = self._absent(f)
+                plans.append((f, sql, sql_params, f"SELECT COUNT(*) FROM {table} AS t WHERE {where} AND {absent}",
+                              [*params, *absent_params]))
         out: dict[str, Facet] = {}
         with self._tx() as db:  # one snapshot: every facet counts the same documents
+            if single:
+                sql, sql_params = self._single_pass(table, single, where, params, top)
+                found: dict[int, list[tuple[Any, int]]] = {k: [] for k in range(len(single))}
+                missing: dict[int, int] = {}
+                for k, is_missing, v, n in db.execute(sql, sql_params).fetchall():
+                    if is_missing:
+                        missing[k] = int(n or 0)
+                    else:
+                        found[k].append((v, n))
+                for k, f in enumerate(single):
+                    out[f.name] = Facet(f.name, self._keys(f, found[k]), missing.get(k, 0))
             for f, sql, sql_params, missing_sql, missing_params in plans:
                 rows = db.execute(sql, sql_params).fetchall()
-                (missing,) = db.execute(missing_sql, missing_params).fetchone()
-                out[f.name] = Facet(f.name, self._keys(f, rows), missing)
-        return out
+                (absent_n,) = db.execute(missing_sql, missing_params).fetchone()
+                out[f.name] = Facet(f.name, self._keys(f, rows), absent_n)
+        return {f.name: out[f.name] for f in wanted}
+
+    def _single_pass(self, table: str, fields: list[_Field], where: str, params: list[Any], top: int) -> tuple[str, list[Any]]:
+        """Every single-valued facet from one scan: the selected documents' values are extracted once into a
+        materialized CTE (one JSON parse per document), then grouped per column. Rows: (facet, missing?, value, n)."""
+        exprs, expr_params = [], []
+        for k, f in enumerate(fields):
+            expr, ps = self._expr(f)
+            exprs.append(f"{expr} AS c{k}")
+            expr_params.extend(ps)
+        parts, limits = [], []
+        for k in range(len(fields)):
+            parts.append(f"SELECT * FROM (SELECT {k} AS k, 0 AS m, c{k} AS v, COUNT(*) AS n FROM sel"
+                         f" WHERE c{k} IS NOT NULL GROUP BY c{k} ORDER BY n DESC, v LIMIT ?)")
+            limits.append(top)
+            parts.append(f"SELECT {k}, 1, NULL, SUM(c{k} IS NULL) FROM sel")
+        sql = (f"WITH sel AS MATERIALIZED (SELECT {', '.join(exprs)} FROM {table} AS t WHERE {where}) "
+               + " UNION ALL ".join(parts))
+        limit_params: list[Any] = []
+        for k in range(len(fields)):
+            limit_params.append(top)
+        return sql, [*expr_params, *params, *limit_params]
 
     def _count_sql(self, table: str, f: _Field, where: str, params: list[Any], top: int, purpose: str) -> tuple[str, list[Any]]:
         """SELECT value, count over the documents `where` selects, most frequent first, then by value."""

@@ -5,8 +5,8 @@ on every IEC 61850 MMS capture of the corpus.
   fed to `parse_mms`; it agrees when the PDU type, the confirmed/unconfirmed service, the invoke id, and
   the identify answer (vendor, model, revision) are the ones the XML shows.
 - tshark (told that presentation context 3 is MMS, see PRES_CONTEXT): per frame, the MMS PDU types (from tshark's Info column) and the service codes
-  (`mms.confirmedServiceRequest/Response`, `mms.unconfirmedService`), invoke ids and domain-specific
-  object names (`mms.domainId`/`mms.itemId`, as "domain/item").
+  (`mms.confirmedServiceRequest/Response`, `mms.unconfirmedService`), invoke ids, domain-specific
+  object names (`mms.domainId`/`mms.itemId`, as "domain/item") and identify answers (vendor, model, revision).
 
 Accepted differences are listed, with their reason, in expected_differences.yml; the test fails on any
 other difference and on any listed one that no longer occurs. An agreement table is printed.
@@ -117,7 +117,7 @@ PRES_CONTEXT = 'uat:pres_context_list:"3","1.0.9506.2.1"'
 
 
 def tshark_view(tshark: str, path: Path) -> tuple[dict[int, list[str]], dict[int, dict[str, tuple[Any, ...]]]]:
-    fields = ("_ws.col.Info", "mms.confirmedServiceRequest", "mms.confirmedServiceResponse", "mms.unconfirmedService", "mms.invokeID", "mms.domainId", "mms.itemId")
+    fields = ("_ws.col.Info", "mms.confirmedServiceRequest", "mms.confirmedServiceResponse", "mms.unconfirmedService", "mms.invokeID", "mms.domainId", "mms.itemId", "mms.vendorName", "mms.modelName", "mms.revision")
     out = subprocess.run(
         [tshark, "-n", "-o", PRES_CONTEXT, "-r", str(path), "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=\x1f", "-e", "frame.number", *[a for f in fields for a in ("-e", f)], "-Y", "mms"],
         capture_output=True, text=True, check=True, timeout=300,
@@ -125,7 +125,7 @@ def tshark_view(tshark: str, path: Path) -> tuple[dict[int, list[str]], dict[int
     pdus: dict[int, list[str]] = {}
     detail: dict[int, dict[str, tuple[int, ...]]] = {}
     for line in out.splitlines():
-        cols = (line.split("\t") + [""] * 8)[:8]
+        cols = (line.split("\t") + [""] * 11)[:11]
         frame = int(cols[0])
         nums = [tuple(sorted(int(x) for x in c.split("\x1f") if x)) for c in cols[2:6]]
         domains, items = [x for x in cols[6].split("\x1f") if x], [x for x in cols[7].split("\x1f") if x]
@@ -134,7 +134,8 @@ def tshark_view(tshark: str, path: Path) -> tuple[dict[int, list[str]], dict[int
         if len(set(types)) == 1 and len(types) < services:  # Info names a PDU type once per frame
             types = types * services
         pdus[frame] = types
-        detail[frame] = {"service": tuple(sorted(nums[0] + nums[1] + nums[2])), "invoke_id": nums[3], "names": tuple(sorted(f"{d}/{i}" for d, i in zip(domains, items)))}
+        detail[frame] = {"service": tuple(sorted(nums[0] + nums[1] + nums[2])), "invoke_id": nums[3], "names": tuple(sorted(f"{d}/{i}" for d, i in zip(domains, items))),
+                         "identity": tuple(x for x in cols[8:11] if x)}
     return pdus, detail
 
 
@@ -149,13 +150,14 @@ def our_view(events: list[Event]) -> tuple[dict[int, list[str]], dict[int, dict[
             continue
         fr = e.evidence.frame
         pdus.setdefault(fr, []).append(m.pdu_type)
-        d = acc.setdefault(fr, {"service": [], "invoke_id": [], "names": [], "answer_names": []})
+        d = acc.setdefault(fr, {"service": [], "invoke_id": [], "names": [], "answer_names": [], "identity": []})
+        d["identity"].extend(x for x in (m.vendor_name, m.model_name, m.revision) if x)
         (d["answer_names"] if m.request_frame is not None else d["names"]).extend(n for n in (m.object_names or []) if "/" in n)
         if m.pdu_type_code in (0, 1, 3) and m.service_code is not None:
             d["service"].append(m.service_code)
         if m.invoke_id is not None and m.pdu_type_code in (0, 1, 2):
             d["invoke_id"].append(m.invoke_id)
-    return pdus, {f: {k: tuple(sorted(v)) for k, v in d.items()} for f, d in acc.items()}
+    return pdus, {f: {k: tuple(v) if k == "identity" else tuple(sorted(v)) for k, v in d.items()} for f, d in acc.items()}
 
 
 @pytest.mark.tshark
@@ -196,7 +198,7 @@ def test_agreement_with_tshark(decoded: Callable[[str], list[Event]], corpus: Pa
                 problems.append(f"{rel} frame {f}: tshark {a} {td.get(f)} ours {b} {od.get(f)}")
         rows.append(f"| {rel} | {total} | {same} | {n_listed} | {det_ok}/{det} |")
         t_total, t_same, t_det, t_det_ok, t_listed = t_total + total, t_same + same, t_det + det, t_det_ok + det_ok, t_listed + n_listed
-    print("\n| trace | MMS PDUs | agree | accepted difference | service/invoke id/domain-item names agree |\n|---|---|---|---|---|\n" + "\n".join(rows))
+    print("\n| trace | MMS PDUs | agree | accepted difference | service/invoke id/names/identity agree |\n|---|---|---|---|---|\n" + "\n".join(rows))
     print(f"| total | {t_total} | {t_same} | {t_listed} | {t_det_ok}/{t_det} |")
     print(f"MMS PDU agreement with tshark {100.0 * t_same / max(t_total, 1):.2f}% raw, {100.0 * (t_same + t_listed) / max(t_total, 1):.2f}% counting the listed differences (tshark's, each with its reason)")
     assert not problems, "\n".join(problems[:40])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import threading
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask, render_template_string
+from flask import Flask, Response, render_template_string
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
@@ -202,10 +203,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 AUTO_LOGIN = """<!doctype html><form method="post" action="/login">
 <input type="hidden" name="csrf_token" value="{{ csrf_token() }}"><input name="username" value="{{ username }}">
 <input type="password" name="password" value="{{ password }}"><input name="next" value="{{ request.args.next }}">
-</form><script>document.forms[0].submit()</script>"""
+</form><script nonce="{{ nonce }}">document.forms[0].submit()</script>"""
 # Loads the real form page, takes its pre-filled answers and CSRF token, answers the rest as a person
 # would, submits, follows to the report and downloads the PDF; writes what happened into the page.
-JOURNEY = """<!doctype html><pre id="out">pending</pre><script>
+JOURNEY = """<!doctype html><pre id="out">pending</pre><script nonce="{nonce}">
 (async () => {
   const out = document.getElementById("out");
   try {
@@ -235,13 +236,21 @@ def test_enterprise_user_completes_a_self_assessment_in_chromium(db_path: Path, 
 
     @app.get("/_test/login-as/<username>")
     @requires(PUBLIC)
-    def login_as(username: str) -> str:
-        return render_template_string(AUTO_LOGIN, username=username, password=PASSWORD)
+    def login_as(username: str) -> Response:
+        return _own_script(render_template_string(AUTO_LOGIN, username=username, password=PASSWORD, nonce=nonce))
 
     @app.get("/_test/assessment-journey")
     @requires(PUBLIC)
-    def journey() -> str:
-        return JOURNEY
+    def journey() -> Response:
+        return _own_script(JOURNEY.replace("{nonce}", nonce))
+
+    # the console's policy allows no inline script; these test-only pages allow their own, by nonce
+    nonce = secrets.token_urlsafe(16)
+
+    def _own_script(html: str) -> Response:
+        page = Response(html)
+        page.headers["Content-Security-Policy"] = f"script-src 'nonce-{nonce}'; connect-src 'self'; frame-ancestors 'none'"
+        return page
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -433,18 +433,14 @@ class SQLiteStore(Store):
             expr, ps = self._expr(f)
             exprs.append(f"{expr} AS c{k}")
             expr_params.extend(ps)
-        parts, limits = [], []
+        parts = []
         for k in range(len(fields)):
             parts.append(f"SELECT * FROM (SELECT {k} AS k, 0 AS m, c{k} AS v, COUNT(*) AS n FROM sel"
                          f" WHERE c{k} IS NOT NULL GROUP BY c{k} ORDER BY n DESC, v LIMIT ?)")
-            limits.append(top)
             parts.append(f"SELECT {k}, 1, NULL, SUM(c{k} IS NULL) FROM sel")
         sql = (f"WITH sel AS MATERIALIZED (SELECT {', '.join(exprs)} FROM {table} AS t WHERE {where}) "
                + " UNION ALL ".join(parts))
-        limit_params: list[Any] = []
-        for k in range(len(fields)):
-            limit_params.append(top)
-        return sql, [*expr_params, *params, *limit_params]
+        return sql, [*expr_params, *params, *([top] * len(fields))]
 
     def _count_sql(self, table: str, f: _Field, where: str, params: list[Any], top: int, purpose: str) -> tuple[str, list[Any]]:
         """SELECT value, count over the documents `where` selects, most frequent first, then by value."""

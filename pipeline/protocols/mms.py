@@ -10,6 +10,15 @@ class Mms(Fields):
     session_spdu: str | None = None  # ISO 8327 SPDU: CN, AC, DT, FN, DN, AB, RF, ... (absent: MMS straight on COTP)
     acse: str | None = None  # ACSE APDU: aarq, aare, rlrq, rlre, abrt
     acse_result: str | None = None  # AARE result: accepted, rejected-permanent, rejected-transient
+    application_context: str | None = None  # AARQ/AARE application context name (OID; 1.0.9506.2.3 = MMS)
+    calling_ap_title: str | None = None  # AARQ calling AP title (OID): the client application
+    calling_ae_qualifier: int | None = None
+    called_ap_title: str | None = None  # AARQ called AP title (OID): the server application
+    called_ae_qualifier: int | None = None
+    responding_ap_title: str | None = None  # AARE responding AP title (OID)
+    responding_ae_qualifier: int | None = None
+    authentication_mechanism: str | None = None  # AARQ mechanism name (OID; 2.2.3.1 = password)
+    authenticated: bool | None = None  # AARQ carries a calling authentication value (never stored)
     # ---- the MMS PDU
     pdu_type_code: int | None = None  # MMSpdu CHOICE tag 0..13 (absent on session/ACSE-only messages)
     pdu_type: str | None = None  # confirmed-RequestPDU, confirmed-ResponsePDU, confirmed-ErrorPDU, unconfirmed-PDU, rejectPDU, initiate-RequestPDU, ...

@@ -489,6 +489,7 @@ class SessionUnit:
     spdu: str | None = None  # CN, AC, DT, FN, DN, AB, ... (None: MMS straight on COTP)
     acse: str | None = None  # aarq, aare, rlrq, rlre, abrt
     acse_result: str | None = None  # AARE result
+    acse_fields: dict[str, Any] = field(default_factory=dict)  # AP titles, AE qualifiers, authentication
     mms: list[bytes] = field(default_factory=list)
     anomaly: str | None = None
     anomaly_message: str | None = None
@@ -611,6 +612,30 @@ def _find_user_data(t: Tlv, depth: int) -> Tlv | None:
     return None
 
 
+# AARQ / AARE fields ([n] explicit around an OID or INTEGER) -> Mms field
+_ACSE_NAMES: dict[int, dict[int, str]] = {
+    0: {1: "application_context", 2: "called_ap_title", 3: "called_ae_qualifier", 6: "calling_ap_title", 7: "calling_ae_qualifier"},
+    1: {1: "application_context", 4: "responding_ap_title", 5: "responding_ae_qualifier"},
+}
+
+
+def _oid(v: bytes) -> str | None:
+    """BER OBJECT IDENTIFIER contents -> dotted string."""
+    if not v or len(v) > 64:
+        return None
+    arcs: list[int] = []
+    n = 0
+    for b in v:
+        n = (n << 7) | (b & 0x7F)
+        if not b & 0x80:
+            arcs.append(n)
+            n = 0
+    if not arcs:
+        return None
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(x) for x in [first, arcs[0] - 40 * first, *arcs[1:]])
+
+
 def _apdu(p: bytes, u: SessionUnit) -> None:
     t = tlv(p, 0)
     if t is None:
@@ -619,6 +644,14 @@ def _apdu(p: bytes, u: SessionUnit) -> None:
     if t.cls == APPLICATION and t.tag in ACSE_APDUS:
         u.acse = ACSE_APDUS[t.tag]
         for c in children(t) if t.constructed else []:
+            if t.tag in (0, 1) and c.cls == CONTEXT and c.tag in _ACSE_NAMES.get(t.tag, {}) and c.constructed:
+                key = _ACSE_NAMES[t.tag][c.tag]
+                for v in children(c)[:1]:
+                    u.acse_fields[key] = _oid(v.value) if v.cls == UNIVERSAL and v.tag == 6 else (_int(v) if v.cls == UNIVERSAL and v.tag == 2 else None)
+            elif t.tag == 0 and c.ctx(11, False):
+                u.acse_fields["authentication_mechanism"] = _oid(c.value)
+            elif t.tag == 0 and c.ctx(12):
+                u.acse_fields["authenticated"] = True  # calling-authentication-value: never stored
             if t.tag == 1 and c.ctx(2, True):
                 for r in children(c)[:1]:
                     code = _int(r)

@@ -65,6 +65,7 @@ class MmsSession:
             ctx["acse"] = u.acse
         if u.acse_result:
             ctx["acse_result"] = u.acse_result
+        ctx.update({k: v for k, v in u.acse_fields.items() if v is not None})
         if u.mms:
             for raw in u.mms:
                 self._pdu(raw, ctx, direction, meta, out)

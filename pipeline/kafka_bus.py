@@ -222,7 +222,7 @@ class KafkaBus(Bus):
             c.close()
 
     # ------------------------------------------------------------ Bus
-    # "auto": librdkafka (confluent-kafka) when importable and the security options translate, else
+    # "auto": librdkafka (confluent-kafka) when importable and no TLS/SASL options are set, else
     # kafka-python; "kafka-python" forces the pure-Python client (the benchmark compares both).
     producer_client = "auto"
 
@@ -312,22 +312,11 @@ class _KafkaProducer(Producer):
             self._p.close(timeout=10)
 
 
-# kafka-python security option -> librdkafka property
-_RDK_SECURITY = {
-    "security_protocol": "security.protocol",
-    "sasl_mechanism": "sasl.mechanism",
-    "sasl_plain_username": "sasl.username",
-    "sasl_plain_password": "sasl.password",
-    "ssl_cafile": "ssl.ca.location",
-    "ssl_certfile": "ssl.certificate.location",
-    "ssl_keyfile": "ssl.key.location",
-}
-
-
 def _rdkafka_conf(bus: KafkaBus) -> dict[str, Any] | None:
-    """librdkafka settings equivalent to `_KafkaProducer`'s, or None (not installed, or a security
-    option without a translation: then kafka-python's producer is used)."""
-    if _rdk is None or any(k not in _RDK_SECURITY and k != "ssl_check_hostname" for k in bus.security):
+    """librdkafka settings equivalent to `_KafkaProducer`'s, or None: not installed, or TLS/SASL
+    options are set. A secured cluster keeps kafka-python's producer, which refuses a bad login
+    when it is created (librdkafka would queue and fail only at the delivery timeout)."""
+    if _rdk is None or bus.security:
         return None
     conf: dict[str, Any] = {
         "bootstrap.servers": bus.bootstrap,
@@ -344,11 +333,6 @@ def _rdkafka_conf(bus: KafkaBus) -> dict[str, Any] | None:
         "socket.connection.setup.timeout.ms": max(1000, bus.connect_timeout_ms),
         "logger": log,
     }
-    for k, v in bus.security.items():
-        if k == "ssl_check_hostname":
-            conf["ssl.endpoint.identification.algorithm"] = "https" if v else "none"
-        elif v is not None:
-            conf[_RDK_SECURITY[k]] = str(v).upper() if k == "security_protocol" else v
     return conf
 
 

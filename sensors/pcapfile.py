@@ -34,6 +34,7 @@ SUPPORTED_LINKTYPES = frozenset(
 # Largest record we keep whole; scapy bounds a single read to the same size (MTU * 4).
 MAX_RECORD = 65535 * 4
 _BLOCK = 1 << 20  # bytes per read of a classic pcap
+_MAX_EPOCH = 253402300800.0  # 10000-01-01T00:00:00Z: the first second Python's datetime cannot hold
 _PROGRESS_EVERY = 1024  # records between progress callbacks: often enough for a bar, cheap enough to ignore
 
 ProgressHook = Callable[[int, int], None]  # (bytes read so far, file size)
@@ -195,6 +196,7 @@ class CaptureReader:
         frame = 0
         good_end = reader.f.tell()
         warned_linktypes: set[int] = set()
+        bad_stamps, last_stamp = 0, 0.0
         while True:
             try:
                 data, meta = read(MAX_RECORD)
@@ -207,6 +209,13 @@ class CaptureReader:
             if pcapng:
                 linktype = meta.linktype
                 stamp = (meta.tshigh << 32 | meta.tslow) / meta.tsresol if meta.tshigh is not None else 0.0
+                if not 0.0 <= stamp < _MAX_EPOCH:  # 64-bit stamps reach past year 9999, where datetime ends
+                    if not bad_stamps:
+                        self._warn(f"{self.path}: frame {frame + 1}: timestamp {stamp:.0f} s is past the year 9999; "
+                                   f"the previous frame's time is used for it and any other such frame")
+                    bad_stamps += 1
+                    stamp = last_stamp
+                last_stamp = stamp
             else:
                 if len(data) < meta.caplen and meta.caplen <= MAX_RECORD:
                     # The file ends inside this record: drop the partial frame, keep what came before.

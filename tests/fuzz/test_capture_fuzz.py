@@ -65,3 +65,22 @@ def test_every_seed_decodes(tmp_path: Path) -> None:
     assert len(SEEDS) >= 2
     for seed in SEEDS:
         assert targets.capture(seed, str(tmp_path)) == "decoded"
+
+
+# ---------------------------------------------------------------- regressions found by fuzzing
+
+
+def test_pcapng_timestamp_past_year_9999_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    # Found by test_hostile_record_headers: a pcapng block with a 64-bit timestamp past 9999-12-31 made
+    # datetime.fromtimestamp raise ValueError out of decode_file when the flow ended.
+    from sensors.engine import DecodeReport, decode_file
+
+    records = [r for r in targets._records(targets.PCAPS / "modbus" / "modbus_plant_attack.pcap", 12)]
+    records[5] = (records[5][0], 9.3e12, records[5][2], records[5][3])  # year ~296,000
+    path = tmp_path / "far-future.pcapng"
+    path.write_bytes(targets.pcapng_bytes(records))
+    report = DecodeReport()
+    events = list(decode_file(path, report=report))
+    assert report.packets == 12 and events and report.decoder_errors == 0
+    assert any("frame 6: timestamp" in w and "year 9999" in w for w in report.warnings), report.warnings
+    assert all(e.timestamp.year < 9999 for e in events)

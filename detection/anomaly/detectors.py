@@ -269,7 +269,7 @@ class PollJitterDetector(_Timing):
 
 
 class _Points(AnomalyDetector):
-    def values(self, event: Event, msg: Message, state: State) -> list[tuple[Any, int]]:
+    def values(self, event: Event, msg: Message, state: State) -> list[tuple[Any, float]]:
         # Each detector pairs responses with requests itself: its state is its own.
         pending = state.keys.setdefault("_pending", {})
         if len(pending) > 10000:

@@ -108,7 +108,7 @@ def evaluate(sc: Scenario, events: Sequence[Event], alerts: Iterable[Event], *, 
     for s in attacks:
         ts = [frame_time[f] for f in s.frames if f in frame_time]
         spans[s.name] = (min(ts), max(ts)) if ts else None
-    results = {s.name: StepResult(s.name, s.expect_rules, spans[s.name][0] if spans[s.name] else None) for s in attacks}
+    results = {s.name: StepResult(s.name, s.expect_rules, sp[0] if (sp := spans[s.name]) else None) for s in attacks}
     for s in attacks:
         span = spans[s.name]
         results[s.name].in_learning = bool(protect_from and span and span[1] < protect_from)

@@ -105,7 +105,7 @@ def message_of(e: Event) -> Message | None:
         if request and p is not None:
             targets = tuple(_targets(dataset, p))
         address = f"{targets[0][0]}:{targets[0][1]}" if targets else None
-    return Message(link, request, function, unit if isinstance(unit, (int, str)) else None, address, quantity, targets,
+    return Message(link, request, function, unit if isinstance(unit, int) and not isinstance(unit, bool) else None, address, quantity, targets,
                    size, exc, net.community_id if net is not None else None, txn)
 
 

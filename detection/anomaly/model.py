@@ -28,7 +28,7 @@ from pipeline.schema import Event
 from .baseline import Baseline, Learner
 from .exceptions import ModelError, SiteMismatchError
 from .features import message_of
-from .multivariate import DEFAULT_METHOD, FEATURES, Scorer, TrainingSet, Windower
+from .multivariate import DEFAULT_METHOD, FEATURES, MARGIN, Scorer, TrainingSet, Windower
 
 FORMAT = 2  # 2: address ranges per address space (every protocol), float process values
 KEEP_VERSIONS = 3
@@ -110,8 +110,7 @@ class ModelTrainer:
         # The open windows are partial: they are left out rather than learned as short windows.
         self.windows.drop()
         baseline = self.learner.fit()
-        kw = {} if margin is None else {"margin": margin}
-        scorer = Scorer(method, **kw).fit(self.training.matrix())
+        scorer = Scorer(method, MARGIN if margin is None else margin).fit(self.training.matrix())
         return SiteModel(self.site, baseline, scorer, self.training, method)
 
 

@@ -47,7 +47,7 @@ class Window:
     writes: int = 0
     other: int = 0
     functions: set[str] = field(default_factory=set)
-    addresses: set[int] = field(default_factory=set)
+    addresses: set[int | str] = field(default_factory=set)
     units: set[int] = field(default_factory=set)
     request_bytes: int = 0
     response_bytes: int = 0

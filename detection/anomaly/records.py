@@ -107,7 +107,7 @@ def site_models(root: str | os.PathLike[str], now: dt.datetime | None = None) ->
     if not base.is_dir():
         return []
     now = now or dt.datetime.now(dt.timezone.utc)
-    out = []
+    out: list[dict[str, Any]] = []
     for d in sorted(p for p in base.iterdir() if p.is_dir() and (p / "CURRENT").exists()):
         try:
             meta = read_metadata(d)

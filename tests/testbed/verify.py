@@ -63,7 +63,7 @@ STACK_NOTES = {
     "EtherNet/IP": (44818, "cpppo 5.2.5 (Logix simulator, tag client), pycomm3 1.2.16 (raw CIP)"),
     "BACnet/IP": (47808, "bacpypes3 0.0.110 (device and clients)"),
     "MQTT": (1883, "Debian mosquitto 2.0.11 broker, paho-mqtt 2.2.0 clients"),
-    "DNP3": (20000, "none: no Python stack installs from PyPI here (see tests/testbed/stacks/__init__.py)"),
+    "DNP3": (20000, "opendnp3 3.2.1 via yadnp3 3.2.1.4 (`DNP3Manager`: outstations, `IMaster`)"),
 }
 
 

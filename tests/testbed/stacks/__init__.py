@@ -15,10 +15,12 @@ entry carries for that stack.  A session opens its connection lazily in its acti
 ``connect`` event with the local (ip, port) of *every* socket it opens (TCP, or the UDP socket a
 datagram client sends from): the labeller attributes frames to steps by those pairs.
 
-DNP3 has no module: no DNP3 stack installed from PyPI on this machine (Python 3.11) -
-``pip install dnp3-python`` (and with ``--pre``): "No matching distribution found for dnp3-python
-(from versions: 0.3.0b1)"; ``pip install pydnp3`` builds opendnp3 from source and fails with
-"fatal error: python2.7/Python.h: No such file or directory" (src/asiodnp3/ConsoleLogger.h).
+DNP3 runs opendnp3, the reference C++ DNP3 stack, through its Python bindings ``yadnp3`` (module
+``opendnp3``, a manylinux wheel): the only DNP3 stack that installs from PyPI here (Python 3.11).
+``dnp3-python`` has no matching distribution (only 0.3.0b1, pre-release) and ``pydnp3`` builds
+opendnp3 from source and fails ("python2.7/Python.h: No such file or directory"); ``dnp3py``
+installs but is a pure-Python re-implementation, not a reference stack.  Like c104, opendnp3 opens
+its sockets in C++: the SocketTracker's /proc polling reports them.
 
 Modbus keeps its historical implementation in ``tests.testbed.host``; ``modbus`` is listed here
 so scenarios can name it explicitly.
@@ -38,6 +40,7 @@ STACKS: dict[str, tuple[int, str]] = {
     "enip": (44818, "tcp"),
     "bacnet": (47808, "udp"),
     "mqtt": (1883, "tcp"),
+    "dnp3": (20000, "tcp"),
 }
 
 

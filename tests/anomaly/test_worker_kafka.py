@@ -124,3 +124,23 @@ def test_engine_ignores_other_enterprises_events() -> None:
     eng = AnomalyEngine(SITE, train(SITE, learn))
     assert not [a for e in foreign for a in eng.process(e)]
     assert [a for a in AnomalyEngine(SITE, train(SITE, learn)).process_many(rest) if a.rule.id == R.VALUE.id]
+
+
+def test_a_retrained_model_that_fails_to_load_keeps_the_old_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Another site's model (or a corrupt one) made current under the worker: logged, counted, old model kept."""
+    from pipeline.bus import EmbeddedBus
+
+    learn, rest = split(events_of("anomaly_setpoint"))
+    save_model(train(SITE, learn), tmp_path)
+    v_a = current_version(tmp_path)
+    settings = Settings(organization_id=SITE)
+    bus = EmbeddedBus()
+    worker = detect_worker(settings, bus, anomaly=AnomalyEngine(SITE, model_dir=tmp_path))
+    worker.reload_every = 0.0
+    save_model(train("another-site", events_of("anomaly_setpoint", site="another-site")[:2000]), tmp_path)
+    _publish(bus, settings, rest)
+    worker.run(threading.Event(), until=lambda w: w.stats.records >= len(rest))
+    worker.finish()
+    assert worker.stats.model_errors >= 1 and worker.stats.model_reloads == 0 and worker.anomaly.version == v_a
+    raised = [schema.decode_event(r.value) for r in bus.consumer([settings.topic("alerts")], group="t").poll(10_000)]
+    assert [a for a in raised if a.rule.id == R.VALUE.id]  # still protecting with the old model

@@ -397,7 +397,7 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"cookie": []}],
-        "tags": [{"name": t} for t in ("session", "overview", "alerts", "assets", "captures", "enterprises", "anomaly", "risk", "assessment", "admin", "meta")],
+        "tags": [{"name": t} for t in ("session", "overview", "dashboard", "alerts", "events", "assets", "captures", "enterprises", "anomaly", "risk", "assessment", "admin", "meta")],
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -196,6 +196,8 @@ def test_no_script_runs_in_chromium(site, tmp_path: Path) -> None:  # type: igno
             page = browser.new_page()
             dialogs: list[str] = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            violations: list[str] = []  # the console's own pages must need nothing the policy refuses
+            page.on("console", lambda m: violations.append(f"{page.url}: {m.text}") if "Content Security Policy" in m.text else None)
             page.goto(f"{base}/login")
             page.fill("input[name=username]", "admin")
             page.fill("input[name=password]", PASSWORD)
@@ -209,6 +211,7 @@ def test_no_script_runs_in_chromium(site, tmp_path: Path) -> None:  # type: igno
                 visited += 1
                 assert page.evaluate("typeof window.xss") == "undefined", f"script ran on {url}"
             assert visited >= 10 and not dialogs
+            assert not violations, violations[:5]
             browser.close()
     finally:
         server.shutdown()

@@ -3,7 +3,7 @@
 `claims(event)` returns what one event tells about the identity of its endpoints. Each claim names
 the attribute (vendor, model, product, firmware, serial, name, hardware, ...), the value, the field
 path it came from and a strength: 3 the device announced it (Modbus 43/14, S7 SZL, CIP identity,
-BACnet device object), 2 derived from an announced value (vendor from an S7 order number or a
+BACnet device object, OPC UA BuildInfo), 2 derived from an announced value (vendor from an S7 order number or a
 BACnet/CIP vendor id), 1 a hint (MQTT client id, OPC UA application URI, OUI of the MAC).
 """
 
@@ -110,6 +110,17 @@ def claims(e: Event) -> list[Claim]:
         if ua.is_response or _is_response(e):
             for i, ep in enumerate(ua.endpoints or []):
                 _add(out, "product", ep.application_uri, f"opcua.endpoints[{i}].application_uri", HINT)
+                _add(out, "name", ep.application_name, f"opcua.endpoints[{i}].application_name", DERIVED)
+                _add(out, "product_uri", ep.product_uri, f"opcua.endpoints[{i}].product_uri", HINT)
+            bi = ua.build_info
+            if bi is not None:  # Server.ServerStatus.BuildInfo read from the server: what it announces itself
+                p = "opcua.build_info."
+                _add(out, "vendor", bi.manufacturer_name, p + "manufacturer_name", STRONG)
+                _add(out, "model", bi.product_name, p + "product_name", STRONG)
+                _add(out, "product", bi.product_name, p + "product_name", STRONG)
+                _add(out, "product_uri", bi.product_uri, p + "product_uri", STRONG)
+                _add(out, "firmware", bi.software_version, p + "software_version", STRONG)
+                _add(out, "build", bi.build_number, p + "build_number", STRONG)
             _add(out, "name", ua.application_name, "opcua.application_name", DERIVED)
             _add(out, "product", ua.application_uri, "opcua.application_uri", HINT)
         else:

@@ -20,7 +20,20 @@ class OpcuaEndpoint(Fields):
     security_policy_uri: str | None = None
     security_level: int | None = None
     user_token_types: list[str] | None = None
-    application_uri: str | None = None
+    application_uri: str | None = None  # the server's ApplicationDescription
+    product_uri: str | None = None
+    application_name: str | None = None
+
+
+class OpcuaBuildInfo(Fields):
+    """Server.ServerStatus.BuildInfo as a Read response returned it (only these identity nodes are decoded)."""
+
+    manufacturer_name: str | None = None
+    product_name: str | None = None
+    product_uri: str | None = None
+    software_version: str | None = None
+    build_number: str | None = None
+    build_date: dt.datetime | None = None
 
 
 class OpcuaNode(Fields):
@@ -81,7 +94,8 @@ class Opcua(Fields):
     status_name: str | None = None
     # service details
     endpoints: list[OpcuaEndpoint] | None = None  # GetEndpoints response
-    application_uri: str | None = None  # CreateSession client description / FindServers
+    application_uri: str | None = None  # CreateSession request: the client's; FindServers response: the first server's
+    product_uri: str | None = None
     application_name: str | None = None
     session_name: str | None = None
     session_id: str | None = None
@@ -92,3 +106,4 @@ class Opcua(Fields):
     calls: list[OpcuaCall] | None = None  # Call request
     result_codes: list[int] | None = None  # per-operation status codes of a response (first 64)
     request_frame: int | None = None  # on a response: frame of its request
+    build_info: OpcuaBuildInfo | None = None  # Read response of the Server object's BuildInfo / ServerStatus nodes

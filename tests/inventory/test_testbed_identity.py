@@ -62,9 +62,10 @@ def expected_asset(stack: str, ident: dict[str, Any]) -> dict[str, str | None]:
         return {"vendor": vendor.name if vendor else None, "model": ident["model_name"],
                 "firmware": ident["firmware_revision"], "serial": ident["serial_number"], "name": ident["object_name"]}
     if stack == "opcua":
-        # the decoder keeps the application URI of the endpoints GetEndpoints returns (not yet their
-        # application name, nor the BuildInfo values a Read returns)
-        return {"product": ident["application_uri"]}
+        # BuildInfo values the attacker's Read returns; the application name from the endpoint descriptions
+        vendor = normalize_vendor(ident["manufacturer_name"])
+        return {"vendor": vendor.name if vendor else None, "model": ident["product_name"], "firmware": ident["software_version"],
+                "product": ident["product_name"], "serial": None, "name": ident["application_name"]}
     raise ValueError(stack)
 
 
@@ -87,7 +88,8 @@ def mismatches(stack: str, capture: Path | None = None, ips: set[str] | None = N
                 bad.append(f"{ip} {attr}: inventory {got!r}, announced {want!r}")
         # evidence: the raw announced values, as written on the wire, each with its frame
         raw = {"s7comm": {"hardware": "hardware_version"}, "bacnet": {"vendor": "vendor_name", "software": "application_software_version"},
-               "enip": {}, "opcua": {}}[stack]
+               "enip": {}, "opcua": {"vendor": "manufacturer_name", "build": "build_number", "product_uri": "product_uri",
+                                     "product": "application_uri"}}[stack]
         for field, key in raw.items():
             if ident[key] not in _evidence(a, field):
                 bad.append(f"{ip} evidence {field}: {sorted(_evidence(a, field))}, announced {ident[key]!r}")
@@ -103,7 +105,7 @@ def test_inventory_matches_what_the_stack_announced(stack: str) -> None:
     assert mismatches(stack) == []
 
 
-@pytest.mark.parametrize("stack", ["s7comm", "enip", "bacnet"])
+@pytest.mark.parametrize("stack", ["s7comm", "enip", "bacnet", "opcua"])
 def test_every_plc_is_identified_and_clients_are_not(stack: str) -> None:
     path, labels = _capture(stack)
     inv = inventory(path)
@@ -111,7 +113,8 @@ def test_every_plc_is_identified_and_clients_are_not(stack: str) -> None:
     assert plcs <= set(inv)
     for ip, a in inv.items():
         if ip in plcs:
-            assert a.role in ("plc", "field_device") and a.model and a.firmware and a.serial, (ip, a.role)
+            # OPC UA's BuildInfo has no serial number
+            assert a.role in ("plc", "field_device", "opc_server") and a.model and a.firmware and (a.serial or stack == "opcua"), (ip, a.role)
         else:  # HMI, engineering station, attacker: they announce nothing, nothing is invented
             assert (a.model, a.firmware, a.serial) == (None, None, None), ip
 
@@ -126,7 +129,8 @@ def _patched_capture(tmp_path: Path, stack: str, old: bytes, new: bytes) -> Path
 
 
 @pytest.mark.parametrize("stack,key,attrs", [("s7comm", "serial_number", {"serial"}), ("bacnet", "model_name", {"model"}),
-                                             ("enip", "product_name", {"model", "product"})])
+                                             ("enip", "product_name", {"model", "product"}),
+                                             ("opcua", "software_version", {"firmware"}), ("opcua", "manufacturer_name", {"vendor", "evidence"})])
 def test_a_different_announcement_fails_the_comparison(tmp_path: Path, stack: str, key: str, attrs: set[str]) -> None:
     ident = next(iter(announced(stack).values()))
     old = str(ident[key]).encode()

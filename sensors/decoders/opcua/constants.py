@@ -232,3 +232,32 @@ def status_name(code: int | None) -> str | None:
         return name
     sev = code >> 30
     return ("Good", "Uncertain", "Bad", "Bad")[sev] + f"_0x{code:08X}"
+
+
+#: ns=0 nodes of the standard Server object whose Value (attribute 13) is the server's identity, not process
+#: data: a Read response's DataValue is decoded only for these, into `opcua.build_info`.
+IDENTITY_NODES: Final = {
+    "i=2256": "server_status",  # ServerStatusDataType (its buildInfo member)
+    "i=2260": "build_info",  # BuildInfo structure
+    "i=2262": "product_uri",
+    "i=2263": "manufacturer_name",
+    "i=2261": "product_name",
+    "i=2264": "software_version",
+    "i=2265": "build_number",
+    "i=2266": "build_date",
+}
+BUILD_INFO_ENCODING: Final = 340  # BuildInfo_Encoding_DefaultBinary
+SERVER_STATUS_ENCODING: Final = 864  # ServerStatusDataType_Encoding_DefaultBinary
+ATTRIBUTE_VALUE: Final = 13
+
+
+def identity_reads(nodes: list | None) -> dict[int, str] | None:  # type: ignore[type-arg]
+    """Read request operations (index -> IDENTITY_NODES key) that read an identity node's Value; None if none."""
+    out: dict[int, str] | None = None
+    for i, n in enumerate(nodes or ()):
+        key = IDENTITY_NODES.get(n.node_id)
+        if key is not None and n.attribute_id == ATTRIBUTE_VALUE:
+            if out is None:
+                out = {}
+            out[i] = key
+    return out

@@ -9,7 +9,7 @@ from pipeline.schema import Event, Opcua
 
 from ..base import Direction, FrameMeta, Parsed
 from ..stream import Pending, StreamFlow, time_ns
-from .constants import MAX_CHUNKS, MAX_PENDING, AnomalyCode, action_of, service_of
+from .constants import MAX_CHUNKS, MAX_PENDING, AnomalyCode, action_of, identity_reads, service_of
 from .parser import Chunk, Reader, Short, decode_service, parse, parse_ack, parse_error, parse_hello, parse_reverse_hello, parse_secure_header
 
 __all__ = ["OpcuaFlow"]
@@ -32,6 +32,7 @@ class _Request:
     time_ns: int
     action: str
     service: str | None
+    reads: dict[int, str] | None = None  # Read request: operations reading a Server identity node
 
 
 class OpcuaFlow(StreamFlow):
@@ -51,6 +52,7 @@ class OpcuaFlow(StreamFlow):
         self._policy: str | None = None  # short name of the secure channel's security policy
         self._mode: str | None = None  # security mode, when the OPN request was readable
         self._saw_start = False  # HEL or OPN seen: the capture has the connection from its start
+        self._identity_reads = False  # a Read of a Server identity node was seen: responses look up their request
 
     def parse(self, data: memoryview, direction: Direction) -> Parsed:
         return parse(data)
@@ -184,7 +186,11 @@ class OpcuaFlow(StreamFlow):
         out.append(self.emit(meta, direction, action=action_of(c.message_type, base.get("service")), outcome=outcome, opcua=Opcua(**base)))
 
     def _message(self, mt: str, base: dict[str, Any], body: bytes, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
-        fields, problem = decode_service(body)
+        reads = None
+        if self._identity_reads:
+            req = self._pending.peek(base["request_id"])
+            reads = req.reads if req is not None else None
+        fields, problem = decode_service(body, reads)
         if mt == "OPN" and "secure_channel_id" in fields and base.get("secure_channel_id") not in (None, 0):
             fields.pop("secure_channel_id")  # the header's id is the one in force for this message
         base.update(fields)
@@ -212,7 +218,9 @@ class OpcuaFlow(StreamFlow):
             code = base.get("status_code")
             outcome = "failure" if service == "ServiceFault" or (code is not None and code >= 0x80000000) else "success"
         elif mt != "CLO":
-            if self._pending.add(rid, _Request(meta.frame, time_ns(meta), action, service), replace=True):  # a reused id replaces the older request
+            reads = identity_reads(base.get("nodes")) if service == "Read" else None
+            self._identity_reads = self._identity_reads or reads is not None
+            if self._pending.add(rid, _Request(meta.frame, time_ns(meta), action, service, reads), replace=True):  # a reused id replaces the older request
                 out.append(self.anomaly(meta, direction, AnomalyCode.FLOODED, f"more than {self.MAX_PENDING} requests without a response: oldest dropped"))
         ev = Opcua(**base)
         out.append(self.emit(meta, direction, action=action, outcome=outcome, duration=duration, opcua=ev))

@@ -17,11 +17,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pipeline.protocols.opcua import OpcuaCall, OpcuaEndpoint, OpcuaNode
+from pipeline.protocols.opcua import OpcuaBuildInfo, OpcuaCall, OpcuaEndpoint, OpcuaNode
 
 from ..base import Parsed
 from .constants import (
     ATTRIBUTES,
+    BUILD_INFO_ENCODING,
     CHUNK_TYPES,
     HEADER_LEN,
     IDENTITY_TOKENS,
@@ -30,6 +31,7 @@ from .constants import (
     MESSAGE_TYPES,
     REQUEST_TYPES,
     SECURITY_MODES,
+    SERVER_STATUS_ENCODING,
     USER_TOKEN_TYPES,
     AnomalyCode,
     policy_name,
@@ -405,21 +407,22 @@ def _response_header(r: Reader, out: dict[str, Any]) -> None:
     r.extension_object()
 
 
-def _application_description(r: Reader) -> tuple[str | None, str | None]:
+def _application_description(r: Reader) -> tuple[str | None, str | None, str | None]:
+    """(application uri, product uri, application name) of an ApplicationDescription."""
     uri = r.string()
-    r.string()  # product uri
+    product = r.string()
     name = r.localized_text()
     r.i32()  # application type
     r.string()  # gateway server uri
     r.string()  # discovery profile uri
     for _ in range(r.array_len()):
         r.string()
-    return uri, name
+    return uri, product, name
 
 
 def _endpoint(r: Reader) -> OpcuaEndpoint:
     url = r.string()
-    app_uri, _ = _application_description(r)
+    app_uri, product_uri, app_name = _application_description(r)
     r.bytestring()  # server certificate
     mode = r.i32()
     puri = r.string()
@@ -434,7 +437,81 @@ def _endpoint(r: Reader) -> OpcuaEndpoint:
     r.string()  # transport profile uri
     level = r.u8()
     return OpcuaEndpoint(url=url, security_mode=SECURITY_MODES.get(mode, str(mode)), security_policy=policy_name(puri),
-                         security_policy_uri=puri, security_level=level, user_token_types=tokens, application_uri=app_uri)
+                         security_policy_uri=puri, security_level=level, user_token_types=tokens, application_uri=app_uri,
+                         product_uri=product_uri, application_name=app_name)
+
+
+def _endpoints(r: Reader, out: dict[str, Any]) -> None:
+    eps: list[OpcuaEndpoint] = []
+    out["endpoints"] = eps
+    for _ in range(r.array_len()):
+        ep = _endpoint(r)
+        if len(eps) < MAX_LIST:
+            eps.append(ep)
+
+
+def _build_info(r: Reader, into: dict[str, Any]) -> None:
+    for k in ("product_uri", "manufacturer_name", "product_name", "software_version", "build_number"):
+        into[k] = r.string()
+    into["build_date"] = r.datetime()
+
+
+def _identity_value(r: Reader, key: str, into: dict[str, Any]) -> None:
+    """One DataValue of a Read response for an identity node (constants.IDENTITY_NODES) into `into`."""
+    mask = r.u8()
+    if mask & 0x01:
+        enc = r.u8()
+        kind = enc & 0x3F
+        if enc & 0x80:  # an array is no identity value: skip it
+            for _ in range(r.array_len()):
+                r._scalar(kind)
+            if enc & 0x40:
+                for _ in range(r.array_len()):
+                    r.i32()
+        elif kind == 12:
+            into[key] = r.string()
+        elif kind == 13:
+            into[key] = r.datetime()
+        elif kind == 21:
+            into[key] = r.localized_text()
+        elif kind == 22:
+            tid, body = r.extension_object()
+            if body is not None and tid in ((0, BUILD_INFO_ENCODING), (0, SERVER_STATUS_ENCODING)):
+                b = Reader(body)
+                if tid[1] == SERVER_STATUS_ENCODING:
+                    b.i64()  # start time
+                    b.i64()  # current time
+                    b.i32()  # server state
+                _build_info(b, into)
+        else:
+            r._scalar(kind)
+    if mask & 0x02:
+        r.u32()
+    if mask & 0x04:
+        r.i64()
+    if mask & 0x10:
+        r.u16()
+    if mask & 0x08:
+        r.i64()
+    if mask & 0x20:
+        r.u16()
+
+
+def _read_results(r: Reader, out: dict[str, Any], reads: dict[int, str]) -> None:
+    """Read response paired with a request that read identity nodes: only those values are decoded."""
+    n = r.array_len()
+    out["node_count"] = n
+    info: dict[str, Any] = {}
+    try:
+        for i in range(n):
+            key = reads.get(i)
+            if key is None:
+                r.data_value()
+            else:
+                _identity_value(r, key, info)
+    finally:
+        if any(v is not None for v in info.values()):
+            out["build_info"] = OpcuaBuildInfo(**{k: v for k, v in info.items() if v is not None})
 
 
 def _nodes(r: Reader, out: dict[str, Any], per_item: Any) -> None:
@@ -497,7 +574,7 @@ def _results(r: Reader, out: dict[str, Any]) -> None:
     out["result_codes"] = [r.u32() for _ in range(n)][:MAX_LIST]
 
 
-def _body(out: dict[str, Any], b: bytes) -> None:
+def _body(out: dict[str, Any], b: bytes, reads: dict[int, str] | None = None) -> None:
     r = Reader(b)
     nid = r.node_id()
     ns, ident = nid
@@ -536,23 +613,30 @@ def _body(out: dict[str, Any], b: bytes) -> None:
     elif key == ("GetEndpoints", False):
         out["endpoint_url"] = r.string()
     elif key == ("GetEndpoints", True):
-        eps: list[OpcuaEndpoint] = []
-        out["endpoints"] = eps
-        for _ in range(r.array_len()):
-            ep = _endpoint(r)
-            if len(eps) < MAX_LIST:
-                eps.append(ep)
+        _endpoints(r, out)
     elif key == ("FindServers", False):
         out["endpoint_url"] = r.string()
+    elif key == ("FindServers", True):
+        n = r.array_len()
+        out["node_count"] = n
+        if n:  # the first server's description (a discovery server lists others after itself)
+            out["application_uri"], out["product_uri"], out["application_name"] = _application_description(r)
     elif key == ("CreateSession", False):
-        uri, name = _application_description(r)
-        out["application_uri"], out["application_name"] = uri, name
+        uri, product, name = _application_description(r)
+        out["application_uri"], out["product_uri"], out["application_name"] = uri, product, name
         out["server_uri"] = r.string()
         out["endpoint_url"] = r.string()
         out["session_name"] = r.string()
     elif key == ("CreateSession", True):
         out["session_id"] = node_id_text(r.node_id())
         r.node_id()  # authentication token: a secret, never kept
+        r.f64()  # revised session timeout
+        r.bytestring()  # server nonce
+        r.bytestring()  # server certificate
+        _endpoints(r, out)
+    elif key == ("Read", True):
+        if reads:
+            _read_results(r, out, reads)
     elif key == ("ActivateSession", False):
         r.string()  # client signature algorithm
         r.bytestring()
@@ -602,7 +686,9 @@ def _body(out: dict[str, Any], b: bytes) -> None:
         _results(r, out)
 
 
-def decode_service(body: bytes) -> tuple[dict[str, Any], str | None]:
-    """Fields of one service message body (starting at its encoding NodeId); None-valued fields dropped."""
-    out, problem = _safe(_body, body)
+def decode_service(body: bytes, reads: dict[int, str] | None = None) -> tuple[dict[str, Any], str | None]:
+    """Fields of one service message body (starting at its encoding NodeId); None-valued fields dropped.
+    `reads`: for a Read response, the operations of its request that read an identity node (their values
+    become `build_info`; every other value stays undecoded)."""
+    out, problem = _safe(_body, body, reads)
     return {k: v for k, v in out.items() if v is not None}, problem

@@ -162,6 +162,20 @@ def test_a_drifted_decoder_fails_the_comparison(monkeypatch: pytest.MonkeyPatch)
     assert bad and all("firmware" in b for b in bad), bad
 
 
+def test_a_drifted_opcua_node_table_fails_the_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ProductName (i=2261) and ManufacturerName (i=2263) swapped in the decoder's identity-node table is caught."""
+    from sensors.decoders.opcua import constants
+
+    drifted = {**constants.IDENTITY_NODES, "i=2261": "manufacturer_name", "i=2263": "product_name"}
+    monkeypatch.setattr(constants, "IDENTITY_NODES", drifted)
+    events.cache_clear()
+    try:
+        bad = mismatches("opcua")
+    finally:
+        events.cache_clear()
+    assert bad and {b.split()[1].rstrip(":") for b in bad} == {"vendor", "model", "product", "evidence"}, bad
+
+
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_tshark_reads_the_same_identity() -> None:
     import subprocess

@@ -91,7 +91,10 @@ class Sensor:
         close_delay: float = 5.0,
         max_pending_bytes: int = MAX_PENDING_BYTES,
         report: DecodeReport | None = None,
+        remap: Mapping[str, str] | None = None,
     ) -> None:
+        """`remap`: IPv4 /16 prefixes moved to others in every parsed packet, e.g. {"10.10": "10.11"} (a capture
+        replayed as if taken on another subnet; the capture's bytes, payloads included, are not changed)."""
         if registry is None:
             from .decoders import REGISTRY  # lazily: decoders are optional for flow-only use and tests
 
@@ -124,6 +127,7 @@ class Sensor:
         self._clock = 0.0  # latest capture time seen; capture time, not wall time, drives timeouts (replay == live)
         self._next_close_check = 0.0
         self._next_idle_sweep = 0.0
+        self._remap = _prefixes(remap) if remap else None
 
     # ------------------------------------------------------------ per packet
 
@@ -138,6 +142,8 @@ class Sensor:
             if ts >= self._next_close_check:
                 self._expire(out)
         p = parse(linktype, data)
+        if p is not None and self._remap is not None:
+            _remap(p, self._remap)
         if p is None:
             rep.non_ip += 1
             if self._ethertypes:
@@ -426,6 +432,26 @@ class Sensor:
             for e in out:
                 c[e.event.dataset] += 1
         return out
+
+
+def _prefixes(remap: Mapping[str, str]) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
+    for old, new in remap.items():
+        a, b = (bytes(int(x) for x in v.split(".")) for v in (old, new))
+        if len(a) != 2 or len(b) != 2:
+            raise ValueError(f"remap {old!r} -> {new!r}: give IPv4 /16 prefixes such as 10.10")
+        out[a] = b
+    return out
+
+
+def _remap(p: Any, m: dict[bytes, bytes]) -> None:
+    if p.version == 4:
+        new = m.get(p.src[:2])
+        if new is not None:
+            p.src = new + p.src[2:]
+        new = m.get(p.dst[:2])
+        if new is not None:
+            p.dst = new + p.dst[2:]
 
 
 def decode_file(

@@ -206,10 +206,12 @@ def decode_files(
     progress: bool = False,
     ports: Mapping[str, Sequence[int]] | None = None,
     engine: str = "native",
+    remap: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[Event]:
     """Every event of every capture, in order, with per-file counts and warnings in `summary`.
 
-    `engine`: "native" (our decoders, the default) or "tshark" (sensors.tshark_engine: any protocol tshark dissects)."""
+    `engine`: "native" (our decoders, the default) or "tshark" (sensors.tshark_engine: any protocol tshark dissects).
+    `remap`: capture path -> IPv4 /16 prefixes its addresses move to (native engine; see sensors.engine.Sensor)."""
     from sensors.engine import DecodeReport, decode_file
     from sensors.exceptions import SensorError
 
@@ -233,7 +235,8 @@ def decode_files(
                                                 on_progress=on_progress, report=report)
                 else:
                     events = decode_file(path, registry=reg, organization_id=settings.organization_id,
-                                         observer_id=settings.observer_id, on_progress=on_progress, report=report)
+                                         observer_id=settings.observer_id, on_progress=on_progress, report=report,
+                                         remap=(remap or {}).get(str(path)))
                 for ev in events:
                     counts["events"] += 1
                     summary.events[ev.event.dataset] += 1
@@ -373,6 +376,7 @@ def replay(
     workers: bool = True,
     engine: str = "native",
     anomaly: Any = None,
+    remap: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Summary:
     """Captures → events topic → detection → alerts topic → store and files. Returns the summary.
 
@@ -392,7 +396,7 @@ def replay(
     summary = Summary()
     wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus,
                     extra=[anomaly] if anomaly is not None else ())
-    events = decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine)
+    events = decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine, remap=remap)
     try:
         for ev in events:
             wiring.put(ev)

@@ -1,7 +1,11 @@
 """`qinling demo [--port N] [--host H]`: a fresh demo under var/demo/ — two enterprises, one user per role — served.
 
-The bundled captures (pcaps/**/*.pcap) are replayed once per demo enterprise, each under its own
-organization id, into a new SQLite store; the console database gets the enterprises and the users
+The bundled captures (pcaps/<protocol>/*.pcap) are the testbed's plants; each demo enterprise runs a
+plausible set of them (PLANTS: the petrochemical site Modbus, S7, OPC UA and PROFINET, the water utility
+IEC 104, DNP3, EtherNet/IP, BACnet, MQTT and GOOSE), replayed under its own organization id into a new
+SQLite store. The testbed plants all use 10.10.1.x, so within one enterprise each plant after the first is
+replayed on its own subnet (10.11.x.y, 10.12.x.y, ...: the sensor's address remap), and every asset is one
+device with one identity; the console database gets the enterprises and the users
 admin, regulator, analyst, auditor, enterprise-a and enterprise-b, whose password is
 $QINLING_DEMO_PASSWORD or a random one printed at start.
 Event and alert ids include the organization, so the two enterprises' copies never collide.
@@ -57,8 +61,35 @@ class Seeded:
     findings: dict[str, int] = field(default_factory=dict)  # organization id -> "affected" findings
 
 
+#: enterprise id -> the testbed plants (pcaps/<protocol>/) it runs; a plant directory not named here goes
+#: to the enterprise with the fewest plants
+PLANTS: dict[str, tuple[str, ...]] = {
+    "ent-a": ("modbus", "s7comm", "opcua", "profinet"),
+    "ent-b": ("iec104", "dnp3", "enip", "bacnet", "mqtt", "goose"),
+}
+TESTBED_PREFIX = "10.10"  # the /16 every testbed plant uses
+
+
 def captures() -> list[Path]:
     return sorted((ROOT / "pcaps").glob("**/*.pcap"))
+
+
+def plan(paths: Sequence[Path]) -> dict[str, list[tuple[Path, dict[str, str] | None]]]:
+    """enterprise id -> its captures, each with the address remap it is replayed with (None: as recorded).
+    Captures of one plant directory share a subnet; the n-th plant of an enterprise moves 10.10 to 10.(10+n)."""
+    by_dir: dict[str, list[Path]] = {}
+    for p in sorted(paths):
+        by_dir.setdefault(p.parent.name, []).append(p)
+    owner = {d: ent for ent, dirs in PLANTS.items() for d in dirs}
+    plants: dict[str, list[str]] = {e.id: [] for e in ENTERPRISES}
+    for d in sorted(by_dir, key=lambda d: (d not in owner, d)):
+        ent = owner.get(d) if owner.get(d) in plants else min(plants, key=lambda e: (len(plants[e]), e))
+        plants[ent].append(d)
+    out: dict[str, list[tuple[Path, dict[str, str] | None]]] = {}
+    for ent, dirs in plants.items():
+        dirs.sort(key=lambda d: PLANTS.get(ent, ()).index(d) if d in PLANTS.get(ent, ()) else len(PLANTS.get(ent, ())))
+        out[ent] = [(p, {TESTBED_PREFIX: f"10.{10 + n}"} if n else None) for n, d in enumerate(dirs) for p in by_dir[d]]
+    return out
 
 
 def seed_csaf(seeded: Seeded, root: Path, csaf_dir: Path | None) -> None:
@@ -100,10 +131,12 @@ def seed(root: Path, password: str, *, paths: Sequence[Path] | None = None, hash
     seeded = Seeded(f"sqlite:///{store_path}", str(console_path), password)
     store = SQLiteStore(store_path)
     try:
-        for ent in ENTERPRISES:
-            settings = Settings(organization_id=ent.id, organization_name=ent.name, store=seeded.store_url)
-            summary = replay(paths, settings, store=store)
-            seeded.alerts[ent.id] = summary.alerts
+        for ent, assigned in plan(paths).items():
+            info = next(e for e in ENTERPRISES if e.id == ent)
+            settings = Settings(organization_id=ent, organization_name=info.name, store=seeded.store_url)
+            summary = replay([p for p, _ in assigned], settings, store=store,
+                             remap={str(p): m for p, m in assigned if m})
+            seeded.alerts[ent] = summary.alerts
         store.flush()
     finally:
         store.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 
-from console.commands.demo import CSAF_DIR, ENTERPRISES, Seeded, seed, seed_csaf
+from console.commands.demo import CSAF_DIR, ENTERPRISES, PLANTS, Seeded, captures, plan, seed, seed_csaf
 from console.web import create_app
 from pipeline.store import Query
 from pipeline.store.sqlite import SQLiteStore
@@ -32,7 +32,13 @@ def test_demo_seeds_two_enterprises_and_keeps_them_apart(tmp_path: Path) -> None
             evidence = store.search("events", Query(organization=ent.id, filters={"event.id": alert.evidence.event_ids}))
             assert evidence.total == len(set(alert.evidence.event_ids))  # evidence ids were qualified too
         a, b = (ids[e.id] for e in ENTERPRISES)
-        assert a and b and not a & b  # the same captures, no shared alert id
+        assert a and b and not a & b  # no shared alert id
+        for ent in ENTERPRISES:  # every asset is one device: no two protocols name different models for it
+            assets = store.search_assets(Query(organization=ent.id, sort="last_seen", size=5000)).items
+            assert assets and any(x.model for x in assets), ent.id
+            for x in assets:
+                models = {(ev.source.split(".")[0], ev.value) for ev in x.evidence if ev.field == "model"}
+                assert len({p for p, _ in models}) <= 1, (ent.id, x.ip, models)
     app = create_app({"TESTING": True, "STORE_URL": seeded.store_url, "CONSOLE_DB": seeded.console_db,
                       "ARGON2": FAST_ARGON2, "CSAF_INDEX": seeded.csaf_index or str(root / "no-index.json")})
     try:
@@ -59,6 +65,7 @@ def test_demo_seeds_two_enterprises_and_keeps_them_apart(tmp_path: Path) -> None
             assert len(affected) == seeded.findings["ent-a"] > 0 and findings["problem"] is None
             assert {f["organization"] for f in findings["items"]} == {"ent-a"}
             assert any("6ES7317-2EK14-0AB0" in f["product"] or "CPU 317-2" in f["product"] for f in affected)
+            assert seeded.findings["ent-b"] > 0  # the water utility's ControlLogix (1756-L71)
     finally:
         close_app(app)
 
@@ -68,3 +75,40 @@ def test_demo_without_csaf_advisories_has_no_index(tmp_path: Path) -> None:
     seed_csaf(seeded, tmp_path, None)
     seed_csaf(seeded, tmp_path, tmp_path / "no-such-dir")
     assert seeded.csaf_index is None and seeded.findings == {} and not (tmp_path / "csaf-index.json").exists()
+
+
+def test_demo_plants_are_replayed_on_their_own_subnets() -> None:
+    """Each enterprise runs its own plants; the first keeps 10.10, each later one moves to 10.11, 10.12, ..."""
+    planned = plan(captures())
+    assert set(planned) == {e.id for e in ENTERPRISES}
+    dirs = {ent: [p.parent.name for p, _ in items] for ent, items in planned.items()}
+    assert set(dirs["ent-a"]) == set(PLANTS["ent-a"]) and set(dirs["ent-b"]) == set(PLANTS["ent-b"])
+    assert not set(dirs["ent-a"]) & set(dirs["ent-b"])
+    for ent, items in planned.items():
+        subnets = {}
+        for p, remap in items:
+            subnets.setdefault(p.parent.name, set()).add((remap or {}).get("10.10", "10.10"))
+        assert all(len(s) == 1 for s in subnets.values())  # a plant's captures share its subnet
+        assert sorted(s for (s,) in subnets.values()) == [f"10.{10 + n}" for n in range(len(subnets))]
+
+
+def test_sensor_remap_moves_addresses_not_payloads() -> None:
+    from sensors.engine import decode_file
+
+    path = next(p for p in captures() if p.name == "opcua_plant_attack.pcap")
+    plain = [e for e in decode_file(path) if e.source is not None]
+    moved = [e for e in decode_file(path, remap={"10.10": "10.12"}) if e.source is not None]
+    assert len(plain) == len(moved)
+    for a, b in zip(plain, moved):
+        for x, y in ((a.source, b.source), (a.destination, b.destination)):
+            want = "10.12." + x.ip[6:] if x.ip.startswith("10.10.") else x.ip
+            assert y.ip == want
+        assert a.opcua == b.opcua  # payload fields (endpoint URLs with the recorded address) untouched
+    from sensors.engine import Sensor
+
+    try:
+        Sensor(remap={"10.10.1": "10.12.1"})
+    except ValueError as e:
+        assert "/16" in str(e)
+    else:
+        raise AssertionError("a non-/16 remap was accepted")

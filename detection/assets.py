@@ -178,6 +178,7 @@ class AssetTracker:
         src = src if src and _is_host(src) else None
         dst = dst if dst and _is_host(dst) else None
         if not src and not dst:
+            self._announced(e)
             return
         org = self._org(e)
         t = e.timestamp
@@ -233,6 +234,27 @@ class AssetTracker:
         mb = e.modbus
         if mb is not None:
             s.unit_ids.add(mb.unit_id)
+
+    def _announced(self, e: Event) -> None:
+        """A layer-2 frame (PROFINET DCP) that announces a device for an IP: the asset at that IP, its MAC,
+        the protocol it answered in and what it says it is."""
+        t = e.timestamp
+        recs: dict[str, _Record] = {}
+        for c in claims(e):
+            if c.ip is None or not _is_host(c.ip):
+                continue
+            rec = recs.get(c.ip) or recs.setdefault(c.ip, self._get(self._org(e), c.ip, t))
+            rec.claim(c, e, t)
+        protocol = e.network.protocol if e.network is not None else None
+        for rec in recs.values():
+            rec.events += 1
+            if e.source is not None and e.source.mac and e.source.mac.lower() not in _ZERO_MACS:
+                rec.mac = e.source.mac.lower()
+            if protocol:
+                rec.protocols.add(protocol)
+                if protocol in INDUSTRIAL:
+                    rec.behaviour.answered += 1
+                    rec.behaviour.served.add(protocol)
 
     def _client(self, s: _Record, d: _Record | None, e: Event, protocol: str) -> None:
         b = s.behaviour
@@ -295,6 +317,10 @@ class AssetTracker:
             ua = e.opcua
             if ua.security_mode == "None" or any(ep.security_mode == "None" for ep in ua.endpoints or ()):
                 server.exposures.add("opcua_security_none")
+        elif protocol == "fins":
+            server.exposures.add("fins")  # FINS has no authentication at all: any host may read, write, stop
+        elif protocol == "mms" and e.mms is not None and not resp and e.mms.authenticated is False:
+            server.exposures.add("mms_no_auth")  # an association request without a password is what it accepts
         elif protocol == "mqtt" and e.mqtt is not None and s is not None and d is not None:
             mq = e.mqtt
             if mq.message_type_name == "connect":

@@ -32,7 +32,7 @@ from .inventory.roles import INDUSTRIAL
 from .zones import Zone, ZoneMap
 
 REMOTE_ACCESS_PORTS = {22: "ssh", 23: "telnet", 3389: "rdp", 5900: "vnc", 5938: "teamviewer", 7070: "anydesk", 5631: "pcanywhere"}
-INSECURE_PROTOCOLS = frozenset({"modbus", "s7comm", "dnp3", "bacnet", "iec104", "enip", "cip", "cip_io"})
+INSECURE_PROTOCOLS = frozenset({"modbus", "s7comm", "dnp3", "bacnet", "iec104", "enip", "cip", "cip_io", "fins"})
 OT_ROLES = frozenset({"plc", "rtu", "field_device", "hmi", "engineering_station", "historian", "opc_server", "ot_client"})
 
 

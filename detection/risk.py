@@ -6,7 +6,7 @@ Asset score = alerts + exposure + vulnerabilities (each component capped, total 
   0.5^(age_days / 7) × triage factor (labels `triage`/`status`: false_positive 0, resolved/closed
   0.25, acknowledged/in_progress 0.75, otherwise 1).
 - exposure (cap 30): insecure protocols it serves (modbus 6, s7comm 6, dnp3_no_sa 6, iec104 6,
-  enip 4, bacnet 4, opcua_security_none 8, mqtt_anonymous 8) plus crossings on its communication
+  enip 4, bacnet 4, opcua_security_none 8, mqtt_anonymous 8, fins 6, mms_no_auth 4) plus crossings on its communication
   map edges (internet_control 15, remote_access 10, it_ot 5, level_skip 5; each kind once).
 - vulnerabilities (cap 30): 2 × max CVSS of its affected findings, +10 when one is known
   exploited, +1 per further advisory (at most 5).
@@ -32,12 +32,14 @@ SEVERITY_POINTS = {"low": 2.0, "medium": 5.0, "high": 10.0, "critical": 20.0}
 HALF_LIFE_DAYS = 7.0
 TRIAGE = {"false_positive": 0.0, "resolved": 0.25, "closed": 0.25, "acknowledged": 0.75, "in_progress": 0.75}
 EXPOSURE_POINTS = {"modbus": 6.0, "s7comm": 6.0, "dnp3_no_sa": 6.0, "iec104": 6.0, "enip": 4.0, "bacnet": 4.0,
-                   "opcua_security_none": 8.0, "mqtt_anonymous": 8.0}
+                   "opcua_security_none": 8.0, "mqtt_anonymous": 8.0, "fins": 6.0, "mms_no_auth": 4.0}
+_EXPOSURE_EN = {"opcua_security_none": "OPC UA endpoint with security mode None", "mqtt_anonymous": "MQTT broker accepts anonymous clients",
+                "mms_no_auth": "MMS server asked for associations without authentication"}
 FLAG_POINTS = {"internet_control": 15.0, "remote_access": 10.0, "it_ot": 5.0, "level_skip": 5.0}
 CAPS = {"alerts": 40.0, "exposure": 30.0, "vulnerabilities": 30.0, "gaps": 30.0}
 EXPOSURE_ZH = {"modbus": "Modbus 无认证", "s7comm": "S7comm 无认证", "dnp3_no_sa": "DNP3 未启用安全认证", "iec104": "IEC 104 无认证",
                "enip": "EtherNet/IP 无认证", "bacnet": "BACnet 无认证", "opcua_security_none": "OPC UA 安全模式为 None",
-               "mqtt_anonymous": "MQTT 允许匿名连接"}
+               "mqtt_anonymous": "MQTT 允许匿名连接", "fins": "FINS 无认证", "mms_no_auth": "MMS 关联未认证"}
 FLAG_ZH = {"internet_control": "互联网与控制网直连", "remote_access": "远程访问通道", "it_ot": "IT 与 OT 跨区通信",
            "level_skip": "跨越普渡层级的通信"}
 LEVEL_ZH = {"low": "低危", "medium": "中危", "high": "高危", "critical": "严重"}
@@ -146,9 +148,7 @@ def exposure_components(asset: Asset, flags: Iterable[str] = ()) -> list[Compone
             continue
         pts = _r(max(0.0, min(pts, CAPS["exposure"] - total)))
         total += pts
-        out.append(Component(f"exposure.{exp}", pts, f"serves {exp} without authentication" if exp not in ("opcua_security_none", "mqtt_anonymous")
-                             else {"opcua_security_none": "OPC UA endpoint with security mode None",
-                                   "mqtt_anonymous": "MQTT broker accepts anonymous clients"}[exp],
+        out.append(Component(f"exposure.{exp}", pts, f"serves {exp} without authentication" if exp not in _EXPOSURE_EN else _EXPOSURE_EN[exp],
                              EXPOSURE_ZH[exp]))
     for flag in sorted(set(flags), key=lambda f: -FLAG_POINTS.get(f, 0)):
         pts = FLAG_POINTS.get(flag)

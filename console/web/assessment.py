@@ -32,8 +32,8 @@ from .store import get_store
 
 bp = Blueprint("assessment", __name__, url_prefix="/assessment")
 MAX_NOTE = 2000
-INSECURE_EVENT_PROTOCOLS = ("modbus", "s7comm", "iec104", "enip", "cip", "bacnet")
-EXPOSURES_SHOWN = ("opcua_security_none", "mqtt_anonymous", "dnp3_no_sa")
+INSECURE_EVENT_PROTOCOLS = ("modbus", "s7comm", "iec104", "enip", "cip", "bacnet", "fins")
+EXPOSURES_SHOWN = ("opcua_security_none", "mqtt_anonymous", "dnp3_no_sa", "mms_no_auth")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessments (

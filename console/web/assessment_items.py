@@ -201,7 +201,8 @@ def prefill(f: Facts) -> dict[str, Prefill]:
                                ref, f.links.get("map")))
     names = {"opcua_security_none": ("OPC UA endpoint with security mode None", "OPC UA 安全模式为 None"),
              "mqtt_anonymous": ("MQTT broker accepting anonymous clients", "MQTT 允许匿名连接"),
-             "dnp3_no_sa": ("DNP3 without Secure Authentication", "DNP3 未启用安全认证")}
+             "dnp3_no_sa": ("DNP3 without Secure Authentication", "DNP3 未启用安全认证"),
+             "mms_no_auth": ("MMS server asked for associations without authentication", "MMS 关联未认证")}
     for exp, ips in sorted(f.exposures.items()):
         if exp in names:
             insecure_ev.append(_ev(f"{names[exp][0]}: {len(ips)} assets", f"{names[exp][1]}：{len(ips)} 个资产", ", ".join(ips[:10]),

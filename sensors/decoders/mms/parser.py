@@ -643,6 +643,8 @@ def _apdu(p: bytes, u: SessionUnit) -> None:
         return
     if t.cls == APPLICATION and t.tag in ACSE_APDUS:
         u.acse = ACSE_APDUS[t.tag]
+        if t.tag == 0:  # AARQ: an association request carries a calling-authentication-value or none
+            u.acse_fields["authenticated"] = False
         for c in children(t) if t.constructed else []:
             if t.tag in (0, 1) and c.cls == CONTEXT and c.tag in _ACSE_NAMES.get(t.tag, {}) and c.constructed:
                 key = _ACSE_NAMES[t.tag][c.tag]

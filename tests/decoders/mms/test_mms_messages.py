@@ -104,5 +104,5 @@ def test_association_names_the_applications(decoded: Callable[[str], list[Event]
     aarq, aare = [e.mms for e in decoded("iti-ics-security-tools/IEC61850/piccolo.pcap")[:4] if e.mms is not None and e.mms.acse in ("aarq", "aare")]
     assert aarq is not None and aare is not None
     assert (aarq.application_context, aarq.calling_ap_title, aarq.called_ap_title, aarq.calling_ae_qualifier) == ("1.0.9506.2.3", "1.1.1.999", "1.1.1.999.1", 12)
-    assert aarq.authenticated is None and aarq.authentication_mechanism is None  # an unauthenticated association
+    assert aarq.authenticated is False and aarq.authentication_mechanism is None  # an unauthenticated association
     assert (aare.responding_ap_title, aare.acse_result) == ("1.1.1.999.1", "accepted")

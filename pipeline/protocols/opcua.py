@@ -107,3 +107,5 @@ class Opcua(Fields):
     result_codes: list[int] | None = None  # per-operation status codes of a response (first 64)
     request_frame: int | None = None  # on a response: frame of its request
     build_info: OpcuaBuildInfo | None = None  # Read response of the Server object's BuildInfo / ServerStatus nodes
+    server_uris: list[str] | None = None  # Read response: Server.ServerArray (first 64)
+    namespace_uris: list[str] | None = None  # Read response: Server.NamespaceArray (first 64)

@@ -237,6 +237,8 @@ def status_name(code: int | None) -> str | None:
 #: ns=0 nodes of the standard Server object whose Value (attribute 13) is the server's identity, not process
 #: data: a Read response's DataValue is decoded only for these, into `opcua.build_info`.
 IDENTITY_NODES: Final = {
+    "i=2254": "server_uris",  # Server.ServerArray
+    "i=2255": "namespace_uris",  # Server.NamespaceArray
     "i=2256": "server_status",  # ServerStatusDataType (its buildInfo member)
     "i=2260": "build_info",  # BuildInfo structure
     "i=2262": "product_uri",

@@ -462,9 +462,13 @@ def _identity_value(r: Reader, key: str, into: dict[str, Any]) -> None:
     if mask & 0x01:
         enc = r.u8()
         kind = enc & 0x3F
-        if enc & 0x80:  # an array is no identity value: skip it
-            for _ in range(r.array_len()):
-                r._scalar(kind)
+        if enc & 0x80:
+            n = r.array_len()
+            if kind == 12 and not enc & 0x40 and key in ("server_uris", "namespace_uris"):
+                into[key] = [r.string() or "" for _ in range(n)][:MAX_LIST]
+            else:  # no other identity value is an array: skip it
+                for _ in range(n):
+                    r._scalar(kind)
             if enc & 0x40:
                 for _ in range(r.array_len()):
                     r.i32()
@@ -510,6 +514,9 @@ def _read_results(r: Reader, out: dict[str, Any], reads: dict[int, str]) -> None
             else:
                 _identity_value(r, key, info)
     finally:
+        for k in ("server_uris", "namespace_uris"):
+            if k in info:
+                out[k] = info.pop(k)
         if any(v is not None for v in info.values()):
             out["build_info"] = OpcuaBuildInfo(**{k: v for k, v in info.items() if v is not None})
 

@@ -167,3 +167,19 @@ def test_a_truncated_identity_response_keeps_what_was_read(ua: UaDriver) -> None
     assert [e.anomaly.code for e in evs if e.anomaly is not None] == ["invalid_pdu"]
     bi = evs[0].opcua.build_info
     assert (bi.manufacturer_name, bi.product_uri, bi.product_name) == ("ACME", None, None)
+
+
+@pytest.mark.parametrize("name", ["testbed", "opcua_with-gap_with-handshake.pcap"])
+def test_namespace_array_reads_agree_with_tshark(tshark: str, name: str) -> None:
+    """The Server object's NamespaceArray (i=2255) a client reads at connect; in the corpus trace it is read among
+    18 other nodes of a Softing/Siemens server, whose other values stay undecoded."""
+    path = TESTBED if name == "testbed" else TRACES / name
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    got = {e.evidence.frame: e.opcua.namespace_uris for e in _ua(path) if e.opcua.namespace_uris}
+    assert got
+    ts = _tshark(tshark, path, "opcua.servicenodeid.numeric == 634", "opcua.String")
+    for frame, uris in got.items():
+        assert ts[frame][0] == uris, frame
+    if name != "testbed":
+        assert "urn:SiemensV2toOPCUA" in next(iter(got.values()))

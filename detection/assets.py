@@ -189,6 +189,8 @@ class AssetTracker:
         if e.modbus is not None:
             protocol = protocol or "modbus"
             direction = direction or e.modbus.message_type
+        if e.profinet is not None and e.profinet.rpc_packet_type_name in ("request", "response"):
+            direction = e.profinet.rpc_packet_type_name  # IO CM (DCE/RPC datagrams): a response may open its own UDP flow
         for rec, ep in ((s, e.source), (d, e.destination)):
             if rec is None or ep is None:
                 continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pipeline.protocols.profinet import Profinet
 from pipeline.schema import Event
 
 from .vendors import vendor_from_model
@@ -28,14 +29,15 @@ class Claim:
     path: str
     strength: int
     side: Side = "source"
+    ip: str | None = None  # the asset's address when the event has none (PROFINET DCP: the IP the device announces)
 
 
-def _add(out: list[Claim], attr: str, value: object, path: str, strength: int, side: Side = "source") -> None:
+def _add(out: list[Claim], attr: str, value: object, path: str, strength: int, side: Side = "source", ip: str | None = None) -> None:
     if value is None:
         return
     text = " ".join(str(value).split()).strip("\x00 ")
     if text and text.lower() not in ("unknown", "n/a", "none"):
-        out.append(Claim(attr, text[:200], path, strength, side))
+        out.append(Claim(attr, text[:200], path, strength, side, ip))
 
 
 def _is_response(e: Event) -> bool:
@@ -137,6 +139,20 @@ def claims(e: Event) -> list[Claim]:
         _add(out, "model", fi.controller_model, "fins.controller_model", STRONG)
         _add(out, "firmware", fi.controller_version, "fins.controller_version", STRONG)
         _add(out, "vendor", "Omron", "fins.controller_model", DERIVED)  # FINS is Omron's protocol
+    dn = e.dnp3
+    if dn is not None and dn.message_type in ("response", "unsolicited_response"):
+        for i, o in enumerate(dn.objects or ()):
+            attr = _DNP3_ATTRIBUTES.get(o.variation) if o.group == 0 else None
+            if attr is None:
+                continue
+            for j, pt in enumerate(o.points or ()):
+                value = pt.text if pt.text is not None else pt.value
+                path = f"dnp3.objects[{i}].points[{j}] (g0v{o.variation})"
+                for name, strength in attr:
+                    _add(out, name, value, path, strength)
+    pn = e.profinet
+    if pn is not None:
+        _profinet(pn, e, out)
     mq = e.mqtt
     if mq is not None and mq.client_id and mq.message_type_name == "connect":
         _add(out, "name", mq.client_id, "mqtt.client_id", HINT)
@@ -153,3 +169,56 @@ _BACNET_DEVICE_PROPS: dict[str, tuple[str, int]] = {
     "description": ("description", DERIVED),
     "location": ("location", DERIVED),
 }
+
+# DNP3 device attributes (group 0) an outstation reports about itself, by variation (IEEE 1815-2012 11.9.2;
+# the variation names Wireshark's DNP3 dissector shows).
+_DNP3_ATTRIBUTES: dict[int, tuple[tuple[str, int], ...]] = {
+    242: (("firmware", STRONG),),  # device manufacturer's software version
+    243: (("hardware", STRONG),),  # device manufacturer's hardware version
+    245: (("location", DERIVED),),  # user-assigned location
+    246: (("asset_id", STRONG),),  # user-assigned ID code/number
+    247: (("name", STRONG),),  # user-assigned device name
+    248: (("serial", STRONG),),  # device serial number
+    250: (("product", STRONG), ("model", DERIVED)),  # device product name and model
+    252: (("vendor", STRONG),),  # device manufacturer's name
+}
+
+# PROFINET vendor ids (the PI-assigned VendorID of DCP DeviceID blocks and IO CM object UUIDs). Only ids a
+# source names: 0x002a is Siemens (the corpus' S7-300EC answers DCP Identify with it; so do the ET 200 and
+# S7 devices of the icsnpp IO CM traces). Other ids stay numbers ("PROFINET vendor 0x015a").
+PROFINET_VENDORS: dict[int, str] = {0x002A: "Siemens"}
+_PN_ROLES = ((0x01, "io_device"), (0x02, "io_controller"), (0x04, "io_multidevice"), (0x08, "io_supervisor"))
+
+
+def _profinet_vendor(out: list[Claim], vendor_id: int, device_id: int | None, path: str, side: Side, ip: str | None) -> None:
+    name = PROFINET_VENDORS.get(vendor_id)
+    _add(out, "vendor", name or f"PROFINET vendor 0x{vendor_id:04x}", path + "vendor_id", DERIVED, side, ip)
+    if device_id is not None:
+        _add(out, "device_id", f"{vendor_id:04x}:{device_id:04x}", path + "device_id", STRONG, side, ip)
+
+
+def _profinet(pn: Profinet, e: Event, out: list[Claim]) -> None:
+    """DCP Identify/Get responses and Hello announce a device (for the IP its IP block gives: DCP is layer 2);
+    IO CM object UUIDs name the vendor/device of the IO device (or controller) a request goes to."""
+    if pn.service == "dcp" and (pn.dcp_service_type_name == "response" or pn.dcp_service_name == "hello"):
+        ip = pn.ip if pn.ip and pn.ip != "0.0.0.0" else None
+        if ip is None:
+            return
+        p = "profinet."
+        _add(out, "name", pn.station_name, p + "station_name", STRONG, ip=ip)
+        _add(out, "model", pn.type_of_station, p + "type_of_station", STRONG, ip=ip)
+        _add(out, "product", pn.type_of_station, p + "type_of_station", DERIVED, ip=ip)
+        if pn.vendor_id is not None:
+            _profinet_vendor(out, pn.vendor_id, pn.device_id, p, "source", ip)
+        if pn.device_role:
+            roles = [n for bit, n in _PN_ROLES if pn.device_role & bit]
+            _add(out, "device_type", "profinet_" + "+".join(roles or [f"role_{pn.device_role}"]), p + "device_role", STRONG, ip=ip)
+    elif pn.service == "io_cm" and pn.vendor_id is not None and pn.interface_name in ("device", "controller"):
+        # The object UUID names the server of the call: the destination of a request, the source of a response.
+        if pn.rpc_packet_type_name == "request":
+            side: Side = "destination"
+        elif pn.rpc_packet_type_name == "response":
+            side = "source"
+        else:
+            return
+        _profinet_vendor(out, pn.vendor_id, pn.device_id, "profinet.", side, None)

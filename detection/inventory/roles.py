@@ -9,15 +9,19 @@ READS = frozenset({"read", "read_status", "interrogation", "subscribe", "publish
 WRITES = frozenset({"write", "operate", "select", "file_write", "file_delete"})
 PROGRAMMING = frozenset({"program_download", "program_upload", "mode_change", "restart", "firmware_update"})
 # Industrial protocols (flows of anything else are IT). cip/cip_io travel inside enip.
-INDUSTRIAL = frozenset({"modbus", "s7comm", "enip", "cip", "cip_io", "bacnet", "opcua", "dnp3", "iec104", "mqtt"})
-CONTROLLER = frozenset({"modbus", "s7comm", "enip", "cip"})
+# s7comm covers S7comm-plus too (one decoder, `s7comm.protocol` tells them apart).
+INDUSTRIAL = frozenset({"modbus", "s7comm", "enip", "cip", "cip_io", "bacnet", "opcua", "dnp3", "iec104", "mqtt",
+                        "mms", "goose", "fins", "profinet"})
+CONTROLLER = frozenset({"modbus", "s7comm", "enip", "cip", "fins"})  # FINS servers are Omron PLCs
 TELECONTROL = frozenset({"dnp3", "iec104"})
+SUBSTATION = frozenset({"mms", "goose"})  # IEC 61850: the server/publisher is an IED (relay, bay controller)
+FIELDBUS = frozenset({"profinet"})  # answers DCP Identify / IO CM calls: an IO device
 BURST_GAP_S = 0.5  # requests closer than this belong to one polling cycle
 
-ROLES = ("plc", "rtu", "field_device", "opc_server", "iiot_broker", "hmi", "engineering_station", "historian",
+ROLES = ("plc", "rtu", "ied", "field_device", "opc_server", "iiot_broker", "hmi", "engineering_station", "historian",
          "ot_client", "iiot_client", "it_host", "unknown")
 ROLE_NAMES_ZH = {
-    "plc": "PLC 控制器", "rtu": "RTU 远动终端", "field_device": "现场设备", "opc_server": "OPC UA 服务器",
+    "plc": "PLC 控制器", "rtu": "RTU 远动终端", "ied": "IED 智能电子设备", "field_device": "现场设备", "opc_server": "OPC UA 服务器",
     "iiot_broker": "物联网消息代理", "hmi": "HMI/SCADA 主站", "engineering_station": "工程师站", "historian": "历史数据库",
     "ot_client": "工控客户端", "iiot_client": "物联网终端", "it_host": "IT 主机", "unknown": "未知",
 }
@@ -87,8 +91,12 @@ def infer_role(b: Behaviour) -> tuple[str, str]:
             return "rtu", f"answered {b.answered} {'/'.join(sorted(served & TELECONTROL))} requests as outstation"
         if any(("adapter" in t.lower() or "drive" in t.lower() or "i/o" in t.lower()) for t in b.device_types):
             return "field_device", f"answered {b.answered} requests; device type {', '.join(sorted(b.device_types))}"
+        if served & SUBSTATION:
+            return "ied", f"answered {b.answered} {'/'.join(sorted(served & SUBSTATION))} requests as an IEC 61850 server"
         if served & CONTROLLER:
             return "plc", f"answered {b.answered} {'/'.join(sorted(served & CONTROLLER))} requests on its server port"
+        if served & FIELDBUS:
+            return "field_device", f"PROFINET IO device answering {b.answered} DCP/IO CM requests"
         if "bacnet" in served:
             return "field_device", f"BACnet device answering {b.answered} requests"
         if "opcua" in served:

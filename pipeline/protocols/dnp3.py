@@ -48,7 +48,9 @@ class Dnp3Point(Fields):
     off_time: int | None = None  # ms
     status_code: int | None = None  # command status (g12/g41) or authentication error code (g120v7)
     status_name: str | None = None
-    octets: str | None = None  # hex of g110-113 strings
+    octets: str | None = None  # hex of g110-113 strings; g0 attributes of other data types
+    data_type: str | None = None  # g0 device attribute data type: vstr, uint, int, flt, ostr, bstr, time, uncd, u8bs8list, ...
+    text: str | None = None  # g0 device attribute string (manufacturer, model, versions, serial, names)
     user: int | None = None  # g120 user number
     file: Dnp3File | None = None
 

@@ -295,6 +295,11 @@ RANGE_CODES: Final[dict[int, tuple[int, str]]] = {
     11: (1, "count"),  # free format
 }  # fmt: skip
 
+# g0 device attribute data type codes (IEEE 1815-2012 table 11-13; the names Wireshark's DNP3 dissector uses).
+ATTRIBUTE_TYPES: Final[dict[int, str]] = {
+    0: "none", 1: "vstr", 2: "uint", 3: "int", 4: "flt", 5: "ostr", 6: "bstr", 7: "time", 8: "uncd",
+    254: "u8bs8list", 255: "u8bs8exlist",
+}
 CROB_OPERATIONS: Final[dict[int, str]] = {0: "nul", 1: "pulse_on", 2: "pulse_off", 3: "latch_on", 4: "latch_off"}
 CROB_TRIP_CLOSE: Final[dict[int, str]] = {0: "nul", 1: "close", 2: "trip", 3: "reserved"}
 COMMAND_STATUS: Final[dict[int, str]] = {

@@ -25,6 +25,7 @@ from pipeline.protocols.dnp3 import Dnp3File, Dnp3Object, Dnp3Point
 from ..base import Parsed
 from ..wire import name_of
 from .constants import (
+    ATTRIBUTE_TYPES,
     AUTH_ERRORS,
     BLOCK,
     COMMAND_STATUS,
@@ -293,6 +294,25 @@ def _point(g: int, v: int, index: int | None, b: bytes) -> Dnp3Point | None:
     return None
 
 
+def _attribute(index: int, dtype: int, b: bytes) -> Dnp3Point:
+    """One g0 device attribute: strings as `text`, integers and floats as `value`, other types as hex `octets`."""
+    kw: dict[str, object] = {}
+    n = len(b)
+    if dtype in (1, 8):  # visible string; unicode (UTF-8)
+        kw["text"] = _text(b)
+    elif dtype in (2, 3) and 1 <= n <= 8:
+        kw["value"] = int.from_bytes(b, "little", signed=dtype == 3)
+    elif dtype == 4 and n in (4, 8):
+        val = (_F32 if n == 4 else _F64).unpack(b)[0]
+        if val == val and abs(val) != float("inf"):  # NaN and infinities are not JSON
+            kw["value"] = val
+    elif dtype == 7 and n == 6:
+        kw["time"] = _time48(b, 0)
+    else:
+        kw["octets"] = b.hex()
+    return Dnp3Point(index=index, data_type=name_of(ATTRIBUTE_TYPES, dtype), **kw)  # type: ignore[arg-type]
+
+
 _DECODED_GROUPS: Final = frozenset({12, 40, 41, 50, 51, 52, 70, 80, 110, 111, 112, 113, 120})
 
 
@@ -393,12 +413,22 @@ def _object_data(g: int, v: int, prefix_code: int, first: int, count: int, cur: 
     is_size_prefix = prefix_code in PREFIX_SIZE
     if size is None and not is_size_prefix and g == 0 and v < 254:
         # Device attributes: each is data type (1), length (1), value (length bytes).
-        for _ in range(count):
-            if pbytes and cur.uint(pbytes) is None:
-                return False
+        for i in range(count):
+            index = first + i
+            if pbytes:
+                index = cur.uint(pbytes)  # type: ignore[assignment]
+                if index is None:
+                    return False
             h = cur.take(2)
-            if h is None or cur.take(h[1]) is None:
+            data = cur.take(h[1]) if h is not None else None
+            if h is None or data is None:
                 return False
+            if len(points) < MAX_POINTS:
+                points.append(_attribute(index, h[0], data))
+        if points:
+            obj["points"] = points
+            if count > MAX_POINTS:
+                obj["points_truncated"] = True
         return True
     if size is None and not is_size_prefix:
         return False

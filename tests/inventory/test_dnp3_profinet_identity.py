@@ -1,0 +1,222 @@
+"""Identity from DNP3 device attributes (group 0) and PROFINET DCP / IO CM, checked on traffic.
+
+No DNP3 capture in the corpus carries g0 identity strings (the ITI dumps read only data-set counts),
+and the opendnp3 outstation (yadnp3) does not serve device attributes, so the DNP3 capture here is
+crafted: a TCP session in which a master reads g0v254 (all attributes) and the outstation answers
+with the attributes IEEE 1815 defines for identity. Wireshark's DNP3 dissector decodes the same
+capture independently; the decoder must agree with it value for value.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+from detection.assets import AssetTracker
+from detection.inventory.identity import STRONG, claims
+from detection.inventory.roles import INDUSTRIAL, Behaviour, infer_role
+from pipeline.schema import Asset
+from sensors.decoders.dnp3.parser import crc16
+from sensors.engine import decode_file
+
+from .conftest import CORPUS, REPO, need
+
+MASTER = ("10.20.0.10", "02:00:0a:14:00:0a")
+OUTSTATION = ("10.20.0.50", "02:00:0a:14:00:32")
+# (variation, data type, value) the crafted outstation reports
+ATTRIBUTES = (
+    (252, 1, "Qinling Testbed"),
+    (250, 1, "QT-RTU 200"),
+    (242, 1, "3.2.1"),
+    (243, 1, "B2"),
+    (248, 1, "QT2024-00042"),
+    (247, 1, "substation-7 feeder RTU"),
+    (246, 1, "ASSET-0815"),
+    (240, 2, 2048),
+)
+
+
+def _link(payload: bytes, src: int, dst: int, master: bool) -> bytes:
+    """One DNP3 link frame (unconfirmed user data) carrying one transport segment (FIR|FIN)."""
+    user = bytes([0xC0]) + payload
+    ctrl = (0x80 if master else 0x00) | 0x40 | 0x04
+    head = bytes([0x05, 0x64, len(user) + 5, ctrl]) + dst.to_bytes(2, "little") + src.to_bytes(2, "little")
+    out = head + crc16(head).to_bytes(2, "little")
+    for i in range(0, len(user), 16):
+        block = user[i : i + 16]
+        out += block + crc16(block).to_bytes(2, "little")
+    return out
+
+
+def _attribute(v: int, dtype: int, value: object) -> bytes:
+    data = value.encode() if isinstance(value, str) else int(value).to_bytes(2, "little")  # type: ignore[call-overload]
+    return bytes([0x00, v, 0x00, 0x00, 0x00, dtype, len(data)]) + data  # g0 v, qualifier 0x00, range 0-0
+
+
+def craft_dnp3(path: Path) -> Path:
+    read = bytes([0xC1, 0x01, 0x00, 0xFE, 0x06])  # READ g0v254, no range
+    resp = bytes([0xC1, 0x81, 0x00, 0x00]) + b"".join(_attribute(*a) for a in ATTRIBUTES)
+    m, o = MASTER, OUTSTATION
+    a = _link(read, 1, 10, True)
+    b = _link(resp, 10, 1, False)
+    pkts = [
+        Ether(src=m[1], dst=o[1]) / IP(src=m[0], dst=o[0]) / TCP(sport=49152, dport=20000, flags="S", seq=1000),
+        Ether(src=o[1], dst=m[1]) / IP(src=o[0], dst=m[0]) / TCP(sport=20000, dport=49152, flags="SA", seq=5000, ack=1001),
+        Ether(src=m[1], dst=o[1]) / IP(src=m[0], dst=o[0]) / TCP(sport=49152, dport=20000, flags="A", seq=1001, ack=5001),
+        Ether(src=m[1], dst=o[1]) / IP(src=m[0], dst=o[0]) / TCP(sport=49152, dport=20000, flags="PA", seq=1001, ack=5001) / a,
+        Ether(src=o[1], dst=m[1]) / IP(src=o[0], dst=m[0]) / TCP(sport=20000, dport=49152, flags="PA", seq=5001, ack=1001 + len(a)) / b,
+    ]
+    for i, p in enumerate(pkts):
+        p.time = 1_700_000_000 + i * 0.01
+    wrpcap(str(path), pkts)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dnp3_pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return craft_dnp3(tmp_path_factory.mktemp("dnp3") / "dnp3_device_attributes.pcap")
+
+
+def _assets(*paths: Path) -> dict[str, Asset]:
+    t = AssetTracker(oui=False)
+    for p in paths:
+        for e in decode_file(str(need(p))):
+            t.observe(e)
+    return {a.ip: a for a in t.snapshot()}
+
+
+def _ident(a: Asset) -> dict[str, str]:
+    return {k: getattr(a, k) for k in ("vendor", "model", "product", "firmware", "serial", "name") if getattr(a, k, None)}
+
+
+# ----------------------------------------------------------------------------------------- DNP3
+
+
+def test_dnp3_device_attributes_decode_as_wireshark_does(dnp3_pcap: Path, tshark: str) -> None:
+    resp = [e for e in decode_file(str(dnp3_pcap)) if e.dnp3 is not None and e.dnp3.message_type == "response"]
+    assert len(resp) == 1 and not resp[0].dnp3.objects_truncated
+    ours = [(o.variation, p.data_type, p.text if p.text is not None else p.value) for o in resp[0].dnp3.objects for p in o.points]
+    assert ours == [(v, {1: "vstr", 2: "uint"}[t], x) for v, t, x in ATTRIBUTES]
+    out = subprocess.run([tshark, "-r", str(dnp3_pcap), "-Y", "dnp3.al.func == 0x81", "-T", "fields", "-E", "occurrence=a",
+                          "-E", "aggregator=|", "-e", "dnp3.al.obj", "-e", "dnp3.al.datatype", "-e", "dnp3.al.da.value",
+                          "-e", "dnp3.al.da.uint16"], capture_output=True, text=True, check=True).stdout.strip()
+    objs, types, strings, uints = out.split("\t")
+    assert [int(x, 16) & 0xFF for x in objs.split("|")] == [v for v, _, _ in ATTRIBUTES]
+    assert [int(x, 16) for x in types.split("|")] == [t for _, t, _ in ATTRIBUTES]
+    assert strings.split("|") == [x for _, t, x in ATTRIBUTES if t == 1]
+    assert [int(x) for x in uints.split("|")] == [x for _, t, x in ATTRIBUTES if t == 2]
+
+
+def test_dnp3_device_attributes_identify_the_outstation(dnp3_pcap: Path) -> None:
+    cs = [c for e in decode_file(str(dnp3_pcap)) for c in claims(e)]
+    got = {(c.attr, c.value) for c in cs if c.strength == STRONG}
+    assert {("vendor", "Qinling Testbed"), ("product", "QT-RTU 200"), ("firmware", "3.2.1"), ("hardware", "B2"),
+            ("serial", "QT2024-00042"), ("name", "substation-7 feeder RTU"), ("asset_id", "ASSET-0815")} <= got
+    assert all(c.side == "source" and "g0v" in c.path for c in cs)
+    assets = _assets(dnp3_pcap)
+    rtu = assets[OUTSTATION[0]]
+    assert _ident(rtu) == {"vendor": "Qinling Testbed", "model": "QT-RTU 200", "product": "QT-RTU 200", "firmware": "3.2.1",
+                           "serial": "QT2024-00042", "name": "substation-7 feeder RTU"}
+    assert {(ev.field, ev.value) for ev in rtu.evidence} >= {("hardware", "B2"), ("vendor", "Qinling Testbed")}
+    assert rtu.role == "rtu" and "dnp3" in rtu.protocols
+    assert not _ident(assets[MASTER[0]])  # the master's READ says nothing about who it is
+
+
+def test_dnp3_attribute_requests_and_other_groups_make_no_claims() -> None:
+    path = need(CORPUS / "iti-ics-security-tools" / "dnp3" / "dataset_exchange.pcap")  # g0v213/v215 counts only
+    evs = [e for e in decode_file(str(path)) if e.dnp3 is not None]
+    g0 = [p for e in evs for o in e.dnp3.objects or () if o.group == 0 for p in o.points or ()]
+    assert g0 and {p.data_type for p in g0} == {"uint"}
+    assert not [c for e in evs for c in claims(e)]
+
+
+# ------------------------------------------------------------------------------------- PROFINET
+
+PN_CRAFTED = REPO / "pcaps" / "profinet" / "profinet_plant_attack.pcap"
+PN_CORPUS = CORPUS / "icsnpp-profinet-io-cm" / "traces"
+PN_ITI = CORPUS / "iti-ics-security-tools" / "profinet"
+
+
+def _tshark_dcp(tshark: str, path: Path) -> list[dict[str, str]]:
+    """DCP Identify responses as Wireshark decodes them."""
+    fields = ["eth.src", "pn_dcp.suboption_ip_ip", "pn_dcp.suboption_device_nameofstation",
+              "pn_dcp.suboption_device_devicevendorvalue", "pn_dcp.suboption_vendor_id", "pn_dcp.suboption_device_id"]
+    out = subprocess.run([tshark, "-r", str(path), "-Y", "pn_dcp.service_id == 5 && pn_dcp.service_type == 1", "-T", "fields",
+                          *[x for f in fields for x in ("-e", f)]], capture_output=True, text=True, check=True).stdout
+    return [dict(zip(fields, line.split("\t"))) for line in out.splitlines() if line.strip()]
+
+
+def test_dcp_identify_identifies_the_device_at_the_ip_it_announces(tshark: str) -> None:
+    rows = _tshark_dcp(tshark, need(PN_CRAFTED))
+    assert rows and {r["pn_dcp.suboption_ip_ip"] for r in rows} == {"10.10.1.201"}
+    r = rows[0]
+    dev = _assets(PN_CRAFTED)["10.10.1.201"]
+    assert dev.mac == r["eth.src"]
+    assert dev.name == r["pn_dcp.suboption_device_nameofstation"] == "io-dev-1"
+    assert dev.model == r["pn_dcp.suboption_device_devicevendorvalue"] == "ET200SP"
+    assert int(r["pn_dcp.suboption_vendor_id"], 16) == 0x002A and dev.vendor == "Siemens" and dev.vendor_key == "siemens"
+    dev_id = f"{int(r['pn_dcp.suboption_vendor_id'], 16):04x}:{int(r['pn_dcp.suboption_device_id'], 16):04x}"
+    assert ("device_id", dev_id) in {(ev.field, ev.value) for ev in dev.evidence}
+    assert "profinet" in dev.protocols and dev.role == "field_device"
+    assert {ev.source for ev in dev.evidence if ev.field == "name"} == {"profinet.station_name"} and all(ev.frame for ev in dev.evidence if ev.source.startswith("profinet."))
+
+
+def test_dcp_identify_on_corpus_captures(tshark: str) -> None:
+    for path, ip, name, model in ((PN_ITI / "profinet-wireshark-bug.pcap", "192.168.0.11", None, "S7-300EC"),
+                                  (PN_ITI / "PROFINET-RT-DCP" / "ChangeIPUsingDCP.pcap", "192.168.0.6", "X208-BORD", "INC"),
+                                  (PN_CORPUS / "profinet_io_cm_mixed_2.pcapng", "192.168.1.2", "versamax-pns11", "IC200PNS001")):
+        rows = [r for r in _tshark_dcp(tshark, need(path)) if r["pn_dcp.suboption_ip_ip"] == ip]
+        assert rows, path
+        a = _assets(path)[ip]
+        assert a.model == model == rows[0]["pn_dcp.suboption_device_devicevendorvalue"], path
+        assert a.mac == rows[0]["eth.src"]
+        if name is not None:
+            assert a.name == name == rows[0]["pn_dcp.suboption_device_nameofstation"]
+        vid = int(rows[0]["pn_dcp.suboption_vendor_id"], 16)
+        assert a.vendor == ("Siemens" if vid == 0x2A else f"PROFINET vendor 0x{vid:04x}"), path
+
+
+def test_io_cm_object_uuid_names_the_device_not_the_controller(tshark: str) -> None:
+    path = need(PN_CORPUS / "profinet_io_cm_connect.pcapng")
+    dev_if = "dea00001-6c97-11d1-8271-00a02442df7d"  # PNIO device interface
+    out = subprocess.run([tshark, "-r", str(path), "-Y", f"dcerpc.pkt_type == 0 && dcerpc.opnum == 0 && dcerpc.dg_if_id == {dev_if}",
+                          "-T", "fields", "-e", "ip.dst", "-e", "dcerpc.obj_id"], capture_output=True, text=True, check=True).stdout
+    devices: dict[str, set[int]] = {}
+    for line in out.splitlines():
+        dst, obj = line.split("\t")
+        devices.setdefault(dst, set()).add(int(obj.replace("-", "")[-4:], 16))  # the object UUID ends with the vendor id
+    assert len(devices) >= 5 and any(0x002A in v for v in devices.values())
+    assets = _assets(path)
+    for ip, vids in devices.items():
+        got = {ev.value for ev in assets[ip].evidence if ev.field == "vendor" and ev.source == "profinet.vendor_id"}
+        assert got == {"Siemens" if v == 0x2A else f"PROFINET vendor 0x{v:04x}" for v in vids}, ip
+    assert assets["192.168.0.2"].vendor == "Siemens" and assets["192.168.0.2"].role == "field_device"
+    controllers = {e.source.ip for e in decode_file(str(path)) if e.profinet is not None and e.profinet.operation_name == "connect"
+                   and e.profinet.rpc_packet_type_name == "request"} - set(devices)
+    assert controllers and not any(ev.source.startswith("profinet.") for c in controllers for ev in assets[c].evidence)
+
+
+# ---------------------------------------------------------------------------------------- roles
+
+
+def test_new_protocols_count_as_industrial_and_give_roles() -> None:
+    assert {"mms", "goose", "fins", "profinet", "s7comm"} <= INDUSTRIAL
+    assert infer_role(Behaviour(answered=3, served={"mms"}))[0] == "ied"
+    assert infer_role(Behaviour(answered=3, served={"fins"}))[0] == "plc"
+    assert infer_role(Behaviour(answered=3, served={"profinet"}))[0] == "field_device"
+    assert infer_role(Behaviour(answered=3, served={"profinet", "s7comm"}))[0] == "plc"  # an S7 CPU also answers DCP
+
+
+def test_roles_on_corpus_traffic() -> None:
+    fins = _assets(CORPUS / "icsnpp-omron-fins" / "traces" / "omron_fins_tcp_commands_responses.pcap")
+    servers = [a for a in fins.values() if "fins" in a.protocols and a.ports]
+    assert servers and all(a.role == "plc" for a in servers)
+    mms = _assets(CORPUS / "iti-ics-security-tools" / "IEC61850" / "piccolo.pcap")
+    ieds = [a for a in mms.values() if 102 in a.ports]
+    assert ieds and all(a.role == "ied" for a in ieds)
+    assert any(a.role != "ied" for a in mms.values())  # the MMS client is not an IED

@@ -22,6 +22,11 @@ opendnp3 from source and fails ("python2.7/Python.h: No such file or directory")
 installs but is a pure-Python re-implementation, not a reference stack.  Like c104, opendnp3 opens
 its sockets in C++: the SocketTracker's /proc polling reports them.
 
+MMS (IEC 61850) runs libiec61850, the de-facto open IEC 61850 stack, through ``pyiec61850-ng``
+(SWIG bindings, a manylinux wheel): an ``IedServer`` with a model built at run time and
+``IedConnection`` clients.  Its sockets are opened in C: the SocketTracker's /proc polling reports
+them.  GOOSE is not published from the testbed (see stacks/mms.py).
+
 Modbus keeps its historical implementation in ``tests.testbed.host``; ``modbus`` is listed here
 so scenarios can name it explicitly.
 """
@@ -41,6 +46,7 @@ STACKS: dict[str, tuple[int, str]] = {
     "bacnet": (47808, "udp"),
     "mqtt": (1883, "tcp"),
     "dnp3": (20000, "tcp"),
+    "mms": (102, "tcp"),
 }
 
 

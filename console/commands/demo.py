@@ -76,7 +76,8 @@ def captures() -> list[Path]:
 
 def plan(paths: Sequence[Path]) -> dict[str, list[tuple[Path, dict[str, str] | None]]]:
     """enterprise id -> its captures, each with the address remap it is replayed with (None: as recorded).
-    Captures of one plant directory share a subnet; the n-th plant of an enterprise moves 10.10 to 10.(10+n)."""
+    Captures of one plant directory share a subnet; the n-th plant of an enterprise moves 10.10 to 10.(10+n).
+    An enterprise none of whose plants is among `paths` (a seed from a few captures) replays all of them."""
     by_dir: dict[str, list[Path]] = {}
     for p in sorted(paths):
         by_dir.setdefault(p.parent.name, []).append(p)
@@ -87,6 +88,8 @@ def plan(paths: Sequence[Path]) -> dict[str, list[tuple[Path, dict[str, str] | N
         plants[ent].append(d)
     out: dict[str, list[tuple[Path, dict[str, str] | None]]] = {}
     for ent, dirs in plants.items():
+        if not dirs:
+            dirs.extend(sorted(by_dir))
         dirs.sort(key=lambda d: PLANTS.get(ent, ()).index(d) if d in PLANTS.get(ent, ()) else len(PLANTS.get(ent, ())))
         out[ent] = [(p, {TESTBED_PREFIX: f"10.{10 + n}"} if n else None) for n, d in enumerate(dirs) for p in by_dir[d]]
     return out

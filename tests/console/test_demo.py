@@ -90,6 +90,9 @@ def test_demo_plants_are_replayed_on_their_own_subnets() -> None:
             subnets.setdefault(p.parent.name, set()).add((remap or {}).get("10.10", "10.10"))
         assert all(len(s) == 1 for s in subnets.values())  # a plant's captures share its subnet
         assert sorted(s for (s,) in subnets.values()) == [f"10.{10 + n}" for n in range(len(subnets))]
+    # a seed from a few captures: an enterprise that runs none of them replays them all (the browser journeys' site)
+    one = [p for p in captures() if p.name == "modbus_plant_attack.pcap"]
+    assert plan(one) == {e.id: [(one[0], None)] for e in ENTERPRISES}
 
 
 def test_sensor_remap_moves_addresses_not_payloads() -> None:

@@ -220,3 +220,24 @@ def test_roles_on_corpus_traffic() -> None:
     ieds = [a for a in mms.values() if 102 in a.ports]
     assert ieds and all(a.role == "ied" for a in ieds)
     assert any(a.role != "ied" for a in mms.values())  # the MMS client is not an IED
+
+
+# ------------------------------------------------------------------------------- pcaps/README.md
+
+
+def test_readme_lists_the_crafted_captures_with_their_generator(tmp_path: Path) -> None:
+    from tests.testbed.verify import write_readme
+
+    root = tmp_path / "pcaps"
+    for proto in ("goose", "profinet", "modbus"):
+        for f in (REPO / "pcaps" / proto).glob(f"{proto}_plant_attack.*"):
+            (root / proto).mkdir(parents=True, exist_ok=True)
+            (root / proto / f.name).symlink_to(f)
+    text = write_readme(root).read_text(encoding="utf-8")
+    for proto in ("goose", "profinet"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| [`{proto}/{proto}_plant_attack.pcap`]"))
+        assert "crafted with scapy" in row and f"{proto}_plant_attack.labels.yml" in row
+        assert f".venv/bin/python -m tests.decoders.{proto}.scenario pcaps/{proto}" in text
+        assert f"tests.testbed run {proto}_plant_attack" not in text
+    modbus = next(line for line in text.splitlines() if line.startswith("| [`modbus/modbus_plant_attack.pcap`]"))
+    assert "crafted" not in modbus and "tests.testbed run modbus_plant_attack" in text

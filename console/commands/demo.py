@@ -1,8 +1,8 @@
 """`qinling demo [--port N] [--host H]`: a fresh demo under var/demo/ — two enterprises, one user per role — served.
 
 The bundled captures (pcaps/<protocol>/*.pcap) are the testbed's plants; each demo enterprise runs a
-plausible set of them (PLANTS: the petrochemical site Modbus, S7, OPC UA and PROFINET, the water utility
-IEC 104, DNP3, EtherNet/IP, BACnet, MQTT and GOOSE), replayed under its own organization id into a new
+plausible set of them (PLANTS: the petrochemical site PROFINET, S7, Modbus and OPC UA, the water utility
+IEC 104, DNP3, EtherNet/IP, BACnet, MQTT and its substation's GOOSE and MMS), replayed under its own organization id into a new
 SQLite store. The testbed plants all use 10.10.1.x, so within one enterprise each plant after the first is
 replayed on its own subnet (10.11.x.y, 10.12.x.y, ...: the sensor's address remap), and every asset is one
 device with one identity; the console database gets the enterprises and the users
@@ -61,11 +61,12 @@ class Seeded:
     findings: dict[str, int] = field(default_factory=dict)  # organization id -> "affected" findings
 
 
-#: enterprise id -> the testbed plants (pcaps/<protocol>/) it runs; a plant directory not named here goes
-#: to the enterprise with the fewest plants
+#: enterprise id -> the testbed plants (pcaps/<protocol>/) it runs, the first on the recorded 10.10 subnet; a
+#: plant directory not named here goes to the enterprise with the fewest plants. PROFINET comes first: its
+#: DCP answers carry their IPv4 address in the payload, which the remap does not rewrite.
 PLANTS: dict[str, tuple[str, ...]] = {
-    "ent-a": ("modbus", "s7comm", "opcua", "profinet"),
-    "ent-b": ("iec104", "dnp3", "enip", "bacnet", "mqtt", "goose"),
+    "ent-a": ("profinet", "s7comm", "modbus", "opcua"),
+    "ent-b": ("iec104", "dnp3", "enip", "bacnet", "mqtt", "goose", "mms"),
 }
 TESTBED_PREFIX = "10.10"  # the /16 every testbed plant uses
 

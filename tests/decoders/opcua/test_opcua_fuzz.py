@@ -57,3 +57,16 @@ def test_truncated_messages(msg: bytes, cut: int) -> None:
     flow = OpcuaFlow()
     flow.feed(memoryview(msg[:cut]), Direction.TO_SERVER, META)
     flow.close(None)
+
+
+_READS = {0: "build_info", 1: "namespace_uris", 2: "server_status", 3: "manufacturer_name"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 3))
+def test_identity_read_response_random(tail: bytes, nresults: int) -> None:
+    """A ReadResponse (encoding 634) with random results, decoded as answering a request for identity nodes."""
+    body = b"\x01\x00" + struct.pack("<H", 634) + bytes(8) + struct.pack("<I", 1) + bytes(4) + b"\x00" + struct.pack("<i", -1) \
+        + b"\x00\x00\x00" + struct.pack("<i", nresults) + tail
+    fields, _ = decode_service(body, _READS)
+    assert fields.get("service_name") == "ReadResponse"

@@ -242,3 +242,27 @@ def test_an_address_announcing_two_identities_is_matched_per_identity() -> None:
     assert found and {(f.advisory_id, f.status, f.firmware) for f in found} == alone
     assert {f.firmware for f in found} == {s7[ip]["firmware_version"]}
     assert all(not e["source"].startswith("bacnet.") for f in found for e in f.evidence)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("name", ["python_opcua-client-server_minimal.pcap", "open62541_client-server_minimal.pcap"])
+def test_corpus_opcua_servers_are_named_from_their_endpoints(name: str) -> None:
+    """The corpus OPC UA traces read no BuildInfo: the server's inventory holds what its endpoint descriptions
+    say (GetEndpoints or CreateSession response: application name and URI, product URI, as tshark reads them)
+    and no vendor, model or firmware."""
+    import subprocess
+
+    from .conftest import CORPUS, need
+
+    path = need(CORPUS / "icsnpp-opcua-binary" / "traces" / name)
+    out = subprocess.run(["tshark", "-r", str(path), "-Y", "opcua.servicenodeid.numeric == 431 || opcua.servicenodeid.numeric == 464", "-T", "fields",
+                          "-E", "occurrence=f", "-e", "ip.src", "-e", "ipv6.src", "-e", "opcua.ApplicationUri",
+                          "-e", "opcua.ProductUri", "-e", "opcua.loctext.Text"], capture_output=True, text=True, check=True).stdout
+    rows = {tuple(c for c in line.split("\t")) for line in out.splitlines() if line}
+    assert rows
+    inv = inventory(path)
+    for ip4, ip6, app_uri, product_uri, app_name in rows:
+        a = inv[ip4 or ip6]
+        assert (a.name, a.product) == (app_name, app_uri)
+        assert product_uri in _evidence(a, "product_uri")
+        assert (a.vendor, a.model, a.firmware) == (None, None, None)

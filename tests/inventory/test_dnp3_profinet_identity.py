@@ -4,12 +4,17 @@ No DNP3 capture in the corpus carries g0 identity strings (the ITI dumps read on
 and the opendnp3 outstation (yadnp3) does not serve device attributes, so the DNP3 capture here is
 crafted: a TCP session in which a master reads g0v254 (all attributes) and the outstation answers
 with the attributes IEEE 1815 defines for identity. Wireshark's DNP3 dissector decodes the same
-capture independently; the decoder must agree with it value for value.
+capture independently; the decoder must agree with it value for value. The opendnp3 master (the
+reference C++ stack) also reads the attributes from a socket outstation that sends the same bytes,
+and the decoder must read what it read, from that recorded session (its real requests included).
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +138,133 @@ def test_dnp3_attribute_requests_and_other_groups_make_no_claims() -> None:
     g0 = [p for e in evs for o in e.dnp3.objects or () if o.group == 0 for p in o.points or ()]
     assert g0 and {p.data_type for p in g0} == {"uint"}
     assert not [c for e in evs for c in claims(e)]
+
+
+def test_dnp3_attribute_types_and_damaged_attributes() -> None:
+    from sensors.decoders.dnp3.parser import parse_application
+
+    body = (bytes([0xC0, 0x81, 0x00, 0x00]) + bytes([0, 241, 0, 0, 0, 3, 2]) + (-5).to_bytes(2, "little", signed=True)
+            + bytes([0, 203, 0, 0, 0, 4, 4]) + bytes.fromhex("0000c03f") + bytes([0, 249, 0, 0, 0, 5, 2, 0xAB, 0xCD]))
+    app = parse_application(body)
+    assert app is not None and not app.truncated
+    assert [(o.variation, p.data_type, p.value, p.octets) for o in app.objects for p in o.points] == [
+        (241, "int", -5, None), (203, "flt", 1.5, None), (249, "ostr", None, "abcd")]
+    cut = parse_application(bytes([0xC0, 0x81, 0x00, 0x00]) + bytes([0, 252, 0, 0, 0, 1, 40]) + b"too short")
+    assert cut is not None and cut.truncated and cut.anomaly == "objects_truncated" and not cut.objects[0].points
+
+
+def _fake_outstation(srv: socket.socket, wire: list[tuple[bool, bytes]], stop: threading.Event) -> None:
+    """Answers an opendnp3 master: a null response to everything, the ATTRIBUTES to a read of g0v254."""
+    from sensors.decoders.dnp3.parser import LinkFrame, parse_frame
+
+    conn, _ = srv.accept()
+    conn.settimeout(0.2)
+    buf = b""
+    while not stop.is_set():
+        try:
+            data = conn.recv(4096)
+        except TimeoutError:
+            continue
+        if not data:
+            break
+        wire.append((True, data))
+        buf += data
+        while True:
+            p = parse_frame(memoryview(buf))
+            if p.consumed == 0:
+                break
+            buf = buf[p.consumed :]
+            f = p.pdu
+            if not isinstance(f, LinkFrame) or f.user_data is None or len(f.user_data) < 3:
+                continue
+            app = f.user_data[1:]
+            if app[1] == 0:  # application confirm
+                continue
+            seq = app[0] & 0x0F
+            body = b"".join(_attribute(*a) for a in ATTRIBUTES) if app[1] == 1 and app[2:5] == bytes([0, 254, 6]) else b""
+            out = _link(bytes([0xC0 | seq, 0x81, 0x00, 0x00]) + body, f.destination, f.source, False)
+            wire.append((False, out))
+            conn.sendall(out)
+    conn.close()
+
+
+def _session_pcap(wire: list[tuple[bool, bytes]], path: Path) -> Path:
+    """TCP segments for recorded (from master?, bytes) chunks, after a handshake."""
+    m, o = MASTER, OUTSTATION
+    seq = {True: 1001, False: 5001}
+
+    def pkt(from_master: bool, flags: str, data: bytes = b"") -> Ether:
+        a, b = (m, o) if from_master else (o, m)
+        sp, dp = (49152, 20000) if from_master else (20000, 49152)
+        p = Ether(src=a[1], dst=b[1]) / IP(src=a[0], dst=b[0]) / TCP(sport=sp, dport=dp, flags=flags, seq=seq[from_master], ack=seq[not from_master])
+        seq[from_master] += len(data)
+        return p / data if data else p
+
+    pkts = [Ether(src=m[1], dst=o[1]) / IP(src=m[0], dst=o[0]) / TCP(sport=49152, dport=20000, flags="S", seq=1000),
+            Ether(src=o[1], dst=m[1]) / IP(src=o[0], dst=m[0]) / TCP(sport=20000, dport=49152, flags="SA", seq=5000, ack=1001),
+            pkt(True, "A")]
+    pkts += [pkt(fm, "PA", data) for fm, data in wire]
+    for i, p in enumerate(pkts):
+        p.time = 1_700_000_000 + i * 0.01
+    wrpcap(str(path), pkts)
+    return path
+
+
+def test_dnp3_attributes_as_the_opendnp3_master_reads_them(tmp_path: Path) -> None:
+    """The reference C++ stack's master (yadnp3) reads the same attribute encoding the decoder reads."""
+    o = pytest.importorskip("opendnp3")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    wire: list[tuple[bool, bytes]] = []
+    stop = threading.Event()
+    th = threading.Thread(target=_fake_outstation, args=(srv, wire, stop), daemon=True)
+    th.start()
+    got: list[tuple[int, object]] = []
+    done = threading.Event()
+
+    class Soe(o.ISOEHandler):  # type: ignore[misc]
+        def BeginFragment(self, *_a: object) -> None:
+            pass
+
+        def EndFragment(self, *_a: object) -> None:
+            if got:
+                done.set()
+
+        def OnDeviceAttribute(self, info: object, aset: int, variation: int, value: object) -> None:
+            t = int(value.type)  # type: ignore[attr-defined]
+            got.append((variation, value.stringValue if t == 1 else value.unsignedValue))  # type: ignore[attr-defined]
+
+    class App(o.IMasterApplication):  # type: ignore[misc]
+        def AssignClassDuringStartup(self) -> bool:
+            return False
+
+    soe, app, listener = Soe(), App(), o.IChannelListener()
+    manager = o.DNP3Manager(1)
+    try:
+        ch = manager.AddTCPClient("m", o.LogLevels(0), o.ChannelRetry.Default(), [o.IPEndpoint("127.0.0.1", srv.getsockname()[1])],
+                                  "0.0.0.0", listener)
+        mc = o.MasterStackConfig()
+        mc.link.LocalAddr, mc.link.RemoteAddr = 1, 10
+        mc.master.disableUnsolOnStartup = False
+        master = ch.AddMaster("m", soe, app, mc)
+        master.Enable()
+        time.sleep(0.5)  # start-up integrity poll
+        master.ScanAllObjects(o.GroupVariationID(0, 254), soe)
+        assert done.wait(5), "the master did not read the attributes"
+    finally:
+        manager.Shutdown()
+        stop.set()
+        th.join(2)
+        srv.close()
+    assert got == [(v, x) for v, _, x in ATTRIBUTES]
+    # the same session (the master's real requests, the outstation's answers) through the decoder
+    path = _session_pcap(wire, tmp_path / "opendnp3_master.pcap")
+    evs = [e for e in decode_file(str(path)) if e.dnp3 is not None and 0 in (e.dnp3.object_groups or ())]
+    assert [e.dnp3.message_type for e in evs] == ["request", "response"] and evs[0].dnp3.object_types == ["g0v254"]
+    resp = evs[1:]
+    assert resp[0].event.action == "read" and resp[0].dnp3.request_frame == evs[0].evidence.frame
+    assert [(o.variation, p.text if p.text is not None else p.value) for o in resp[0].dnp3.objects for p in o.points] == got
 
 
 # ------------------------------------------------------------------------------------- PROFINET

@@ -3,8 +3,9 @@
 `claims(event)` returns what one event tells about the identity of its endpoints. Each claim names
 the attribute (vendor, model, product, firmware, serial, name, hardware, ...), the value, the field
 path it came from and a strength: 3 the device announced it (Modbus 43/14, S7 SZL, CIP identity,
-BACnet device object, OPC UA BuildInfo), 2 derived from an announced value (vendor from an S7 order number or a
-BACnet/CIP vendor id), 1 a hint (MQTT client id, OPC UA application URI, OUI of the MAC).
+BACnet device object, OPC UA BuildInfo, MMS identify, FINS controller data, DNP3 device attributes,
+PROFINET DCP identify), 2 derived from an announced value (vendor from an S7 order number or a
+BACnet/CIP/PROFINET vendor id), 1 a hint (MQTT client id, OPC UA application URI, OUI of the MAC).
 """
 
 from __future__ import annotations

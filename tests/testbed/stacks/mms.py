@@ -174,6 +174,10 @@ class Session:
                 raise ConnectionError(f"MMS association with {self.spec['target']} failed "
                                       f"(IedClientError {err})")
             self.conn = conn
+            # libiec61850's receive thread finishes the association after connect returns; a
+            # request sent at once sometimes fails with IED_ERROR_CONNECTION_LOST (3) on a loaded
+            # machine.  Let it settle (see also _retry).
+            time.sleep(0.05)
         return self.conn
 
     def mms(self) -> Any:
@@ -196,6 +200,24 @@ def _mms_call(fn: Any, *args: Any) -> tuple[Any, int]:
     return value, int(iec.MmsError_getValue(err))
 
 
+#: Errors after which the association is gone: reconnect once and retry.
+_LOST = (1, 3)  # IedClientError: IED_ERROR_NOT_CONNECTED, IED_ERROR_CONNECTION_LOST
+_MMS_LOST = (2,)  # MmsError: MMS_ERROR_CONNECTION_LOST
+
+
+def _retry(fn: Any) -> Any:
+    def wrapped(s: Session, a: dict[str, Any]) -> dict[str, Any]:
+        out = fn(s, a)
+        if out.get("error") in _LOST or out.get("mms_error") in _MMS_LOST:
+            s.close()
+            out = fn(s, a)
+            out["reconnected"] = True
+        return out
+
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
 def _identify(s: Session, a: dict[str, Any]) -> dict[str, Any]:
     iec = _iec()
     ident, code = _mms_call(iec.MmsConnection_identify, s.mms())
@@ -215,7 +237,7 @@ def _get_name_list(s: Session, a: dict[str, Any]) -> dict[str, Any]:
         names, code = _mms_call(iec.MmsConnection_getDomainVariableNames, s.mms(),
                                 str(a.get("domain", DOMAIN)))
     got = _strings(iec, names)
-    return {"ok": code == 0, "count": len(got), "first": got[:3]}
+    return {"ok": code == 0, "mms_error": code, "count": len(got), "first": got[:3]}
 
 
 def _read(s: Session, a: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +312,7 @@ def _file_directory(s: Session, a: dict[str, Any]) -> dict[str, Any]:
             entry = iec.toFileDirectoryEntry(iec.LinkedList_getData(elem))
             names.append(iec.FileDirectoryEntry_getFileName(entry))
             elem = iec.LinkedList_getNext(elem)
-    return {"ok": err == 0, "files": names}
+    return {"ok": err == 0, "error": err, "files": names}
 
 
 def _file_open(s: Session, a: dict[str, Any]) -> dict[str, Any]:
@@ -336,15 +358,15 @@ def _associate(s: Session, a: dict[str, Any]) -> dict[str, Any]:
 
 ACTIONS = {
     "associate": _associate,
-    "identify": _identify,
-    "get_name_list": _get_name_list,
-    "read": _read,
-    "write": _write,
-    "get_variable_access_attributes": _gvaa,
+    "identify": _retry(_identify),
+    "get_name_list": _retry(_get_name_list),
+    "read": _retry(_read),
+    "write": _retry(_write),
+    "get_variable_access_attributes": _retry(_gvaa),
     "control": _control,
-    "file_directory": _file_directory,
-    "file_open": _file_open,
-    "file_delete": _file_delete,
+    "file_directory": _retry(_file_directory),
+    "file_open": _retry(_file_open),
+    "file_delete": _retry(_file_delete),
     "conclude": _conclude,
     "abort": _abort,
 }

@@ -373,3 +373,14 @@ def test_readme_lists_the_crafted_captures_with_their_generator(tmp_path: Path) 
         assert f"tests.testbed run {proto}_plant_attack" not in text
     modbus = next(line for line in text.splitlines() if line.startswith("| [`modbus/modbus_plant_attack.pcap`]"))
     assert "crafted" not in modbus and "tests.testbed run modbus_plant_attack" in text
+
+
+def test_roles_on_the_mms_testbed_capture() -> None:
+    """The libiec61850 IEDs of the testbed are IEDs; the station HMI that polls them is not."""
+    import yaml
+
+    pcap = need(REPO / "pcaps" / "mms" / "mms_plant_attack.pcap")
+    hosts = yaml.safe_load(pcap.with_name("mms_plant_attack.labels.yml").read_text(encoding="utf-8"))["hosts"]
+    assets = _assets(pcap)
+    assert {assets[hosts[h]["ip"]].role for h in ("plc1", "plc2")} == {"ied"}
+    assert assets[hosts["hmi"]["ip"]].role == "hmi"

@@ -64,6 +64,7 @@ STACK_NOTES: dict[str, tuple[int | str, str]] = {
     "BACnet/IP": (47808, "bacpypes3 0.0.110 (device and clients)"),
     "MQTT": (1883, "Debian mosquitto 2.0.11 broker, paho-mqtt 2.2.0 clients"),
     "DNP3": (20000, "opendnp3 3.2.1 via yadnp3 3.2.1.4 (`DNP3Manager`: outstations, `IMaster`)"),
+    "IEC 61850 MMS": (102, "libiec61850 1.6 via pyiec61850-ng 1.6.1.10 (`IedServer` IEDs, `IedConnection` clients)"),
     "IEC 61850 GOOSE": ("ethertype 0x88B8", "none: crafted with scapy (`tests/decoders/goose/scenario.py`)"),
     "PROFINET": ("DCP 0x8892, IO CM UDP 34964", "none: crafted with scapy (`tests/decoders/profinet/scenario.py`)"),
 }

@@ -14,7 +14,8 @@ import pytest
 
 from pipeline.schema import Event
 from sensors.engine import decode_file
-from tests.testbed.stacks.mms import DOMAIN, IDENTITY
+from tests.testbed.runner import load_scenario
+from tests.testbed.stacks.mms import DOMAIN, identity
 
 from .test_mms_conformance import our_view, tshark_view
 
@@ -57,5 +58,8 @@ def test_libiec61850_services_are_decoded(events: list[Event]) -> None:
     deleted = [e.mms.file_name for e in atk if e.mms.service == "fileDelete"]  # type: ignore[union-attr]
     assert deleted == ["COMTRADE/fault_0001.cfg"]
     assert {e.event.action for e in atk if e.mms.service == "fileDelete"} == {"file_delete"}  # type: ignore[union-attr]
-    answers = [e.mms for e in events if e.mms is not None and e.mms.service == "identify" and e.mms.pdu_type == "confirmed-ResponsePDU"]
-    assert answers and {(m.vendor_name, m.model_name, m.revision) for m in answers} == {(IDENTITY["vendor"], IDENTITY["model"], IDENTITY["revision"])}
+    ips = {"plc1": "10.10.1.101", "plc2": "10.10.1.102"}
+    want = {(ips[role], *identity(cfg).values()) for role, cfg in load_scenario("mms_plant_attack")["plcs"].items()}
+    answers = {(e.source.ip, e.mms.vendor_name, e.mms.model_name, e.mms.revision) for e in events  # type: ignore[union-attr]
+               if e.mms is not None and e.mms.service == "identify" and e.mms.pdu_type == "confirmed-ResponsePDU"}
+    assert answers == want

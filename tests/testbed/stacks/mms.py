@@ -12,8 +12,8 @@ The IED's model is built at run time (no SCL file): IED ``QNIED``, one logical d
 * ``CSWI1`` Pos (DPC, select-before-operate, normal security: select = read of ``Pos.SBO``)
 * ``XCBR1`` Pos (DPC, direct control, normal security)
 
-Its MMS Identify answer is :data:`IDENTITY` (vendor, model, revision): tests compare the inventory
-with this one constant.  File services are enabled on a per-run directory holding two files
+Its MMS Identify answer is ``identity(cfg)``: :data:`IDENTITY` (vendor, model, revision), each
+overridable by the scenario's ``plcs`` entry; tests compare the inventory with this one source.  File services are enabled on a per-run directory holding two files
 (``COMTRADE/fault_0001.cfg``, ``settings.cid``).
 
 Server config: ``seed``, ``update_s`` (0.5).  Client actions: ``identify``, ``get_name_list``
@@ -46,6 +46,14 @@ TRANSPORT = "tcp"
 #: what the IED answers to MMS Identify (vendorName, modelName, revision): the single source for
 #: the server and for the inventory identity test.
 IDENTITY = {"vendor": "Qinling Testbed", "model": "QN-IED 61850 bay controller", "revision": "1.6.1"}
+
+
+def identity(cfg: dict[str, Any]) -> dict[str, str]:
+    """The Identify answer of the IED ``cfg`` configures: :data:`IDENTITY`, with ``vendor`` /
+    ``model`` / ``revision`` overridden by the scenario's ``plcs`` entry where it sets them."""
+    return {k: str(cfg.get(k, v)) for k, v in IDENTITY.items()}
+
+
 IED_NAME = "QNIED"
 LD_INST = "PROT"
 DOMAIN = IED_NAME + LD_INST
@@ -96,8 +104,8 @@ def serve(cfg: dict[str, Any]) -> int:
     # IedServer_createWithConfig refuses a NULL TLS configuration in these bindings: the plain
     # server has MMS file services compiled in; the file store is set at run time.
     server = iec.IedServer_create(model)
-    iec.IedServer_setServerIdentity(server, IDENTITY["vendor"], IDENTITY["model"],
-                                    IDENTITY["revision"])
+    ident = identity(cfg)
+    iec.IedServer_setServerIdentity(server, ident["vendor"], ident["model"], ident["revision"])
     iec.IedServer_setFilestoreBasepath(server, files + "/")
     iec.IedServer_setWriteAccessPolicy(server, iec.IEC61850_FC_SP, iec.ACCESS_POLICY_ALLOW)
     iec.IedServer_setWriteAccessPolicy(server, iec.IEC61850_FC_CF, iec.ACCESS_POLICY_ALLOW)
@@ -113,7 +121,7 @@ def serve(cfg: dict[str, Any]) -> int:
     if not iec.IedServer_isRunning(server):
         raise OSError(f"libiec61850 IedServer did not start on {cfg['bind']}:{cfg['port']}")
     emit("listening", bind=cfg["bind"], port=int(cfg["port"]), stack="mms", domain=DOMAIN,
-         **IDENTITY)
+         **ident)
     period = float(cfg.get("update_s", 0.5))
     try:
         while not STOP.wait(period):

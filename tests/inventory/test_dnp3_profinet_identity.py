@@ -276,7 +276,7 @@ PN_ITI = CORPUS / "iti-ics-security-tools" / "profinet"
 
 def _tshark_dcp(tshark: str, path: Path) -> list[dict[str, str]]:
     """DCP Identify responses as Wireshark decodes them."""
-    fields = ["eth.src", "pn_dcp.suboption_ip_ip", "pn_dcp.suboption_device_nameofstation",
+    fields = ["eth.src", "pn_dcp.suboption_ip_ip", "pn_dcp.suboption_device_role", "pn_dcp.suboption_device_nameofstation",
               "pn_dcp.suboption_device_devicevendorvalue", "pn_dcp.suboption_vendor_id", "pn_dcp.suboption_device_id"]
     out = subprocess.run([tshark, "-r", str(path), "-Y", "pn_dcp.service_id == 5 && pn_dcp.service_type == 1", "-T", "fields",
                           *[x for f in fields for x in ("-e", f)]], capture_output=True, text=True, check=True).stdout
@@ -299,9 +299,10 @@ def test_dcp_identify_identifies_the_device_at_the_ip_it_announces(tshark: str) 
 
 
 def test_dcp_identify_on_corpus_captures(tshark: str) -> None:
-    for path, ip, name, model in ((PN_ITI / "profinet-wireshark-bug.pcap", "192.168.0.11", None, "S7-300EC"),
-                                  (PN_ITI / "PROFINET-RT-DCP" / "ChangeIPUsingDCP.pcap", "192.168.0.6", "X208-BORD", "INC"),
-                                  (PN_CORPUS / "profinet_io_cm_mixed_2.pcapng", "192.168.1.2", "versamax-pns11", "IC200PNS001")):
+    for path, ip, name, model, role in (
+            (PN_ITI / "profinet-wireshark-bug.pcap", "192.168.0.11", None, "S7-300EC", "profinet_io_controller"),
+            (PN_ITI / "PROFINET-RT-DCP" / "ChangeIPUsingDCP.pcap", "192.168.0.6", "X208-BORD", "INC", "profinet_io_device"),
+            (PN_CORPUS / "profinet_io_cm_mixed_2.pcapng", "192.168.1.2", "versamax-pns11", "IC200PNS001", "profinet_io_device")):
         rows = [r for r in _tshark_dcp(tshark, need(path)) if r["pn_dcp.suboption_ip_ip"] == ip]
         assert rows, path
         a = _assets(path)[ip]
@@ -309,6 +310,8 @@ def test_dcp_identify_on_corpus_captures(tshark: str) -> None:
         assert a.mac == rows[0]["eth.src"]
         if name is not None:
             assert a.name == name == rows[0]["pn_dcp.suboption_device_nameofstation"]
+        assert {1: "profinet_io_device", 2: "profinet_io_controller"}[int(rows[0]["pn_dcp.suboption_device_role"], 16)] == role
+        assert role in {ev.value for ev in a.evidence if ev.field == "device_type" and ev.source == "profinet.device_role"}, path
         vid = int(rows[0]["pn_dcp.suboption_vendor_id"], 16)
         assert a.vendor == ("Siemens" if vid == 0x2A else f"PROFINET vendor 0x{vid:04x}"), path
 

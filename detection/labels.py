@@ -59,6 +59,8 @@ def load(labels: str | Path) -> Scenario:
     labels = Path(labels)
     doc = yaml.safe_load(labels.read_text(encoding="utf-8"))
     capture = labels.parent / doc["capture"]
+    if not capture.exists() and capture.with_name(capture.name + ".gz").exists():
+        capture = capture.with_name(capture.name + ".gz")  # captures over a few MiB are committed gzip-compressed
     steps = tuple(
         Step(s["name"], s["kind"], frozenset(parse_ranges(s.get("frames"))), tuple(s.get("expect_rules") or ()),
              str(s.get("description") or ""))

@@ -95,6 +95,8 @@ def infer_role(b: Behaviour) -> tuple[str, str]:
             return "ied", f"answered {b.answered} {'/'.join(sorted(served & SUBSTATION))} requests as an IEC 61850 server"
         if served & CONTROLLER:
             return "plc", f"answered {b.answered} {'/'.join(sorted(served & CONTROLLER))} requests on its server port"
+        if served & FIELDBUS and any("io_controller" in t for t in b.device_types):
+            return "plc", "PROFINET DCP DeviceRole: IO controller"
         if served & FIELDBUS:
             return "field_device", f"PROFINET IO device answering {b.answered} DCP/IO CM requests"
         if "bacnet" in served:

@@ -308,6 +308,7 @@ def test_dcp_identify_on_corpus_captures(tshark: str) -> None:
         a = _assets(path)[ip]
         assert a.model == model == rows[0]["pn_dcp.suboption_device_devicevendorvalue"], path
         assert a.mac == rows[0]["eth.src"]
+        assert a.role == ("plc" if role == "profinet_io_controller" else "field_device"), path
         if name is not None:
             assert a.name == name == rows[0]["pn_dcp.suboption_device_nameofstation"]
         assert {1: "profinet_io_device", 2: "profinet_io_controller"}[int(rows[0]["pn_dcp.suboption_device_role"], 16)] == role
@@ -345,6 +346,7 @@ def test_new_protocols_count_as_industrial_and_give_roles() -> None:
     assert infer_role(Behaviour(answered=3, served={"fins"}))[0] == "plc"
     assert infer_role(Behaviour(answered=3, served={"profinet"}))[0] == "field_device"
     assert infer_role(Behaviour(answered=3, served={"profinet", "s7comm"}))[0] == "plc"  # an S7 CPU also answers DCP
+    assert infer_role(Behaviour(answered=1, served={"profinet"}, device_types={"profinet_io_controller"}))[0] == "plc"
 
 
 def test_roles_on_corpus_traffic() -> None:

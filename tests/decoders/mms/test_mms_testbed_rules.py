@@ -5,6 +5,7 @@ although both browse, identify, write a setting and operate a switch (select-bef
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,11 @@ def test_control_rule_fires_on_the_attackers_operate_only(pack: RuleSet, events:
     assert "XCBR1$CO$Pos$Oper" in (alerts[0].message or "")
     eng_oper = _req_frames(events, "10.10.1.20", {"write"}, "$CO$Pos$Oper")
     assert eng_oper, "the engineering station's SBO operate must be in the capture (a write it must not flag)"
+
+
+def test_browse_rule_on_a_corpus_trace(pack: RuleSet, decoded: Callable[[str], list[Event]]) -> None:
+    """The corpus's getNameList session (a client that is not in the default $mms_clients): one alert, on a getNameList request."""
+    events = decoded("iti-ics-security-tools/IEC61850/MMS_-_Specific_Commands/iec61850_get_name_list.pcap")
+    alerts = _alerts(pack, events, "qn-mms-0007")
+    assert len(alerts) == 1
+    assert set(alerts[0].evidence.frames or []) <= _req_frames(events, None, {"getNameList"})  # type: ignore[union-attr]

@@ -13,8 +13,10 @@ The IED's model is built at run time (no SCL file): IED ``QNIED``, one logical d
 * ``XCBR1`` Pos (DPC, direct control, normal security)
 
 Its MMS Identify answer is ``identity(cfg)``: :data:`IDENTITY` (vendor, model, revision), each
-overridable by the scenario's ``plcs`` entry; tests compare the inventory with this one source.  File services are enabled on a per-run directory holding two files
-(``COMTRADE/fault_0001.cfg``, ``settings.cid``).
+overridable by the scenario's ``plcs`` entry; tests compare the inventory with this one source.
+File services are enabled on a per-run directory holding two files (``COMTRADE/fault_0001.cfg``,
+``settings.cid``).  ``associate`` opens the association only; a session reconnects once when
+libiec61850 reports a fresh association lost (seen on a loaded machine).
 
 Server config: ``seed``, ``update_s`` (0.5).  Client actions: ``identify``, ``get_name_list``
 (``class``: domain | variable, ``domain``), ``read`` / ``write`` (``ref``, ``fc``, ``value``),
@@ -23,10 +25,14 @@ Server config: ``seed``, ``update_s`` (0.5).  Client actions: ``identify``, ``ge
 ``file``), ``file_delete`` (``file``), ``conclude`` (release: MMS conclude, then TCP close) and
 ``abort``.
 
-GOOSE: not published by this stack.  libiec61850's GoosePublisher needs a GoCB with a data set in
-the model and a raw socket on the host's interface; the testbed's labeller attributes frames by
-(ip, port) pairs, which Ethernet-only GOOSE frames do not have.  GOOSE stays with the crafted
-capture pcaps/goose/goose_plant_attack.pcap.
+GOOSE: not published by this stack.  libiec61850's GoosePublisher does work inside a network
+namespace (checked: ``pyiec61850.goose.GoosePublisher`` on a veth end in a namespace sent frames
+that tshark decodes, including one with simulation=TRUE and stNum 1000), but the testbed's
+labeller attributes frames to steps by the (ip, port) pairs agents report, and every non-IP
+frame (ARP, GOOSE) becomes normal traffic: a GOOSE attack step would be labelled normal and its
+alerts would count as false positives.  Agents would have to report their interface MAC and
+tests/testbed/labels.py attribute Ethernet-only frames by source MAC.  GOOSE stays with the
+crafted capture pcaps/goose/goose_plant_attack.pcap.
 """
 
 from __future__ import annotations

@@ -298,6 +298,9 @@ class Sensor:
                     out.extend(dec.close(meta))
                 except Exception as e:
                     self._failed(flow, e, meta, _TO_SERVER, out)
+                # A decoder of several protocols sharing a port (ISO transport on 102: S7comm or MMS)
+                # names the one this connection turned out to carry, as Zeek's conn.log service does.
+                flow.protocol = getattr(dec, "application_protocol", None) or flow.protocol
         missed = stream.missed_bytes if stream is not None else 0
         self.report.missed_bytes += missed
         self.report.flows += 1

@@ -6,6 +6,16 @@ from .base import Fields
 
 
 class Mms(Fields):
+    # ---- ISO transport (COTP CR/CC/DR/DC/ER of an MMS connection, action connect/disconnect, no MMS PDU)
+    cotp_pdu_code: int | None = None  # 0x0e CR, 0x0d CC, 0x08 DR, 0x0c DC, 0x07 ER
+    cotp_pdu_name: str | None = None
+    src_ref: int | None = None
+    dst_ref: int | None = None
+    cotp_class: int | None = None
+    src_tsap: str | None = None  # hex
+    dst_tsap: str | None = None  # hex
+    tpdu_size: int | None = None
+    disconnect_reason: int | None = None
     # ---- carriers
     session_spdu: str | None = None  # ISO 8327 SPDU: CN, AC, DT, FN, DN, AB, RF, ... (absent: MMS straight on COTP)
     acse: str | None = None  # ACSE APDU: aarq, aare, rlrq, rlre, abrt

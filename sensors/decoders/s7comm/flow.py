@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.protocols.s7comm import S7comm, S7Item
-from pipeline.schema import Event
+import msgspec
 
-from ..base import Direction, FrameMeta, Parsed
+from pipeline.protocols.mms import Mms
+from pipeline.protocols.s7comm import S7comm, S7Item
+from pipeline.schema import Anomaly, Event
+
+from ..base import Direction, FrameMeta, Parsed, make_event
 from ..mms import MmsSession, looks_like_mms, looks_like_session
 from ..stream import Side, StreamFlow, time_ns
 from .constants import (
@@ -30,7 +34,28 @@ from .parser import Cotp, S7Pdu, parse_cotp, parse_s7, parse_s7plus, parse_tpkt,
 __all__ = ["S7commFlow"]
 
 DATASET = "s7comm"
+MMS = "mms"
 MAX_SESSIONS = 64  # block transfer sessions remembered (upload id -> block)
+MAX_HELD = 16  # COTP connection events held until the connection's first data shows what it carries
+# COTP fields an MMS event carries (the S7 reading of the TSAP, rack/slot/connection type, is not MMS's)
+_MMS_COTP = ("cotp_pdu_code", "cotp_pdu_name", "src_ref", "dst_ref", "cotp_class", "src_tsap", "dst_tsap", "tpdu_size", "disconnect_reason")
+
+
+@dataclass(slots=True)
+class _Held:
+    """A COTP connection event (or a COTP anomaly) of a connection whose payload protocol is not known yet.
+
+    Its index within its frame is taken when it happens, so its id is the same whichever dataset it
+    is finally emitted under.
+    """
+
+    meta: FrameMeta
+    direction: Direction
+    seq: int
+    action: str
+    outcome: str | None
+    f: dict[str, Any] | None  # the COTP fields (protocol "cotp"); None on a TPKT anomaly
+    anomaly: Anomaly | None = None
 
 
 @dataclass(slots=True)
@@ -97,6 +122,24 @@ class S7commFlow(StreamFlow):
         self._flooded = False
         self._sessions: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._mms: MmsSession | None = None  # MMS shares port 102: made at its first PDU
+        # What the connection carries, from its first COTP data: "s7comm" (S7comm, S7comm-plus or
+        # unknown data) or "mms". Until then its COTP connection events are held.
+        self.carries: str | None = None
+        self._held: list[_Held] = []
+
+    @property
+    def application_protocol(self) -> str | None:
+        """The protocol this connection turned out to carry (the engine names its flow record by it); None until known."""
+        return self.carries
+
+    def anomaly(self, meta: FrameMeta, direction: Direction, code: Any, message: str | None, close: bool = False, **protocol: Any) -> Event:
+        """On an MMS connection, transport anomalies (TPKT/COTP) are MMS events with the COTP fields."""
+        if self.carries != MMS:
+            return super().anomaly(meta, direction, code, message, close=close, **protocol)
+        value = code.value if isinstance(code, enum.Enum) else code
+        s7 = protocol.get("s7comm")
+        mms = _mms_cotp(msgspec.structs.asdict(s7) if s7 is not None else {})
+        return make_event(meta, direction, dataset=MMS, seq=self.next_seq(meta, close), action="anomaly", anomaly=Anomaly(code=value, message=message), mms=mms)
 
     def parse(self, data: memoryview, direction: Direction) -> Parsed:
         return parse_tpkt(data)
@@ -111,16 +154,25 @@ class S7commFlow(StreamFlow):
 
     def gap(self, direction: Direction, nbytes: int, meta: FrameMeta) -> list[Event]:
         self.sides[direction].s7plus_cont = False
-        return super().gap(direction, nbytes, meta)
+        out: list[Event] = []
+        self._flush(out)  # data lost: what the set-up led to is not known; emit it as it is
+        return out + super().gap(direction, nbytes, meta)
 
     def on_close(self, meta: FrameMeta | None, out: list[Event]) -> None:
+        held: list[Event] = []
+        self._flush(held)  # a connection without data (refused, scanned): ISO transport events
+        out[:0] = held
         self._pending.clear()
         if self._mms is not None:
             self._mms.close()
 
     def handle(self, p: Parsed, direction: Direction, meta: FrameMeta, out: list[Event]) -> bool:
         if not isinstance(p.pdu, bytes):
-            out.append(self.anomaly(meta, direction, p.anomaly or AnomalyCode.INVALID_TPKT.value, p.anomaly_message))
+            code = p.anomaly or AnomalyCode.INVALID_TPKT.value
+            if self._held:  # a bad TPKT during a connection set-up being held belongs with it
+                self._cotp_event(meta, direction, "anomaly", None, None, out, Anomaly(code=code, message=p.anomaly_message))
+            else:
+                out.append(self.anomaly(meta, direction, code, p.anomaly_message))
             self.sides[direction].frag.clear()
             return False
         self._tpdu(parse_cotp(p.pdu), direction, meta, out)
@@ -129,12 +181,13 @@ class S7commFlow(StreamFlow):
     def _tpdu(self, c: Cotp, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         side = self.sides[direction]
         if c.anomaly:
-            out.append(self.anomaly(meta, direction, c.anomaly, c.anomaly_message, s7comm=S7comm(protocol="cotp", cotp_pdu_code=c.code if c.code >= 0 else None, cotp_pdu_name=c.name)))
+            head = {"protocol": "cotp", "cotp_pdu_code": c.code if c.code >= 0 else None, "cotp_pdu_name": c.name}
+            self._cotp_event(meta, direction, "anomaly", None, head, out, Anomaly(code=c.anomaly, message=c.anomaly_message))
         if c.code != 0xF:
             if c.code in COTP_ACTIONS or (c.code == 0x7 and not c.anomaly):
-                s7 = _struct({"protocol": "cotp", "cotp_pdu_code": c.code, "cotp_pdu_name": c.name, **c.fields}, None)
                 outcome = "failure" if c.code == 0x7 else ("success" if c.code in (0xD, 0xC) else None)
-                out.append(self.emit(meta, direction, action=COTP_ACTIONS.get(c.code, "anomaly" if c.code == 0x7 else "unknown"), s7comm=s7, outcome=outcome))
+                action = COTP_ACTIONS.get(c.code, "anomaly" if c.code == 0x7 else "unknown")
+                self._cotp_event(meta, direction, action, outcome, {"protocol": "cotp", "cotp_pdu_code": c.code, "cotp_pdu_name": c.name, **c.fields}, out)
             return
         if not c.eot:
             if len(side.frag) + len(c.payload) > MAX_REASSEMBLY:
@@ -148,16 +201,53 @@ class S7commFlow(StreamFlow):
         if not payload:
             return
         if payload[0] == S7_PROTOCOL_ID:
+            self._release(DATASET, out)
             self._s7(parse_s7(payload), direction, meta, out)
         elif payload[0] == S7PLUS_PROTOCOL_ID:
+            self._release(DATASET, out)
             self._s7plus(payload, direction, meta, out)
         elif looks_like_session(payload) or looks_like_mms(payload):
+            self._release(MMS, out)
             if self._mms is None:
                 self._mms = MmsSession(self.next_seq)
             self._mms.payload(payload, direction, meta, out)
         elif not side.unknown_reported:
+            self._release(DATASET, out)
             side.unknown_reported = True
             out.append(self.anomaly(meta, direction, AnomalyCode.UNKNOWN_PROTOCOL, f"COTP data starting with 0x{payload[0]:02x} is neither S7comm (0x32), S7comm-plus (0x72) nor MMS (an ISO session SPDU or an MMS PDU); not reported again on this connection"))
+
+    def _cotp_event(self, meta: FrameMeta, direction: Direction, action: str, outcome: str | None, f: dict[str, Any] | None, out: list[Event], anomaly: Anomaly | None = None) -> None:
+        """A COTP connection TPDU (or a TPKT/COTP anomaly): held until the connection shows what it carries."""
+        h = _Held(meta, direction, self.next_seq(meta), action, outcome, f, anomaly)
+        if self.carries is None:
+            self._held.append(h)
+            if len(self._held) >= MAX_HELD:  # connection churn without data: stop waiting
+                self._flush(out)
+            return
+        out.append(self._render(h, self.carries))
+
+    def _flush(self, out: list[Event]) -> None:
+        """Nothing showed what the held set-up led to: emit it as ISO transport (s7comm) events, undecided."""
+        held, self._held = self._held, []
+        out.extend(self._render(h, DATASET) for h in held)
+
+    def _release(self, dataset: str, out: list[Event]) -> None:
+        """The connection carries `dataset`: emit the held COTP events under it, and later ones too."""
+        if self.carries is None:
+            self.carries = dataset
+        held, self._held = self._held, []
+        out.extend(self._render(h, self.carries) for h in held)
+
+    @staticmethod
+    def _render(h: _Held, dataset: str) -> Event:
+        kw: dict[str, Any]
+        if h.f is None:
+            kw = {}
+        elif dataset == MMS:
+            kw = {"mms": _mms_cotp(h.f)}
+        else:
+            kw = {"s7comm": _struct(h.f, None) if h.anomaly is None else S7comm(**{k: v for k, v in h.f.items() if v is not None})}
+        return make_event(h.meta, h.direction, dataset=dataset, seq=h.seq, action=h.action, outcome=h.outcome, anomaly=h.anomaly, **kw)
 
     def _s7plus(self, payload: bytes, direction: Direction, meta: FrameMeta, out: list[Event]) -> None:
         side = self.sides[direction]
@@ -273,6 +363,11 @@ class S7commFlow(StreamFlow):
         elif sid in self._sessions:
             for k, v in self._sessions[sid].items():
                 f.setdefault(k, v)
+
+
+def _mms_cotp(f: dict[str, Any]) -> Mms | None:
+    kw = {k: f[k] for k in _MMS_COTP if f.get(k) is not None}
+    return Mms(**kw) if kw else None
 
 
 def _header(f: dict[str, Any]) -> S7comm:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from sensors.decoders.s7comm import parse_cotp, parse_s7, parse_s7plus, parse_tpkt
 
+from .conftest import tpkt
+
 Wrap = Callable[[bytes], bytes]
 
 CR = bytes([
@@ -65,8 +67,51 @@ def test_cotp_connection_request(driver) -> None:  # type: ignore[no-untyped-def
     c = parse_cotp(CR[4:])
     assert (c.code, c.name) == (0xE, "CR Connection Request")
     assert c.fields == {"dst_ref": 0, "src_ref": 1, "cotp_class": 0, "tpdu_size": 1024, "src_tsap": "0100", "dst_tsap": "0102", "connection_type": 1, "rack": 0, "slot": 2}
-    (ev,) = driver.req(CR)
-    assert ev.event.action == "connect" and ev.s7comm.protocol == "cotp" and ev.s7comm.slot == 2
+    assert driver.req(CR) == []  # held: the first data PDU tells what the connection carries
+    (ev, setup) = driver.req(tpkt(SETUP))
+    assert ev.event.action == "connect" and ev.event.dataset == "s7comm" and ev.s7comm.protocol == "cotp" and ev.s7comm.slot == 2
+    assert ev.evidence.frame == 1 and ev.event.id.endswith("-1-0") and ev.timestamp < setup.timestamp
+    assert setup.event.dataset == "s7comm" and setup.evidence.frame == 2
+    assert driver.flow.application_protocol == "s7comm"
+
+
+CC = bytes.fromhex("0300001611d00001000100c0010ac1020100c2020102")
+DR = bytes.fromhex("0300000b06800001000180")  # TPKT + COTP DR, reason 0x80 (normal)
+MMS_INITIATE = bytes.fromhex("0d" "05" "0100" "0300" "00")  # a session CONNECT SPDU, enough for the dispatcher
+
+
+def test_cotp_set_up_without_data_is_emitted_at_close(driver) -> None:  # type: ignore[no-untyped-def]
+    assert driver.req(CR) == [] and driver.resp(CC) == []
+    evs = driver.close()
+    assert [(e.event.dataset, e.s7comm.cotp_pdu_code, e.evidence.frame) for e in evs] == [("s7comm", 0xE, 1), ("s7comm", 0xD, 2)]
+    assert driver.flow.application_protocol is None  # nothing showed what it carried: the engine keeps the port's name
+
+
+def test_cotp_set_up_of_an_mms_connection_is_mms(driver) -> None:  # type: ignore[no-untyped-def]
+    """An ISO transport connection carrying MMS: its CR/CC/DR are mms events with the COTP fields, ids unchanged."""
+    assert driver.req(CR) == [] and driver.resp(CC) == []
+    evs = driver.req(tpkt(MMS_INITIATE))
+    cr, cc = evs[:2]
+    assert all(e.event.dataset == "mms" and e.s7comm is None for e in evs)
+    assert (cr.event.action, cr.mms.cotp_pdu_code, cr.mms.src_tsap, cr.mms.dst_tsap, cr.mms.tpdu_size, cr.evidence.frame) == ("connect", 0xE, "0100", "0102", 1024, 1)
+    assert (cc.event.action, cc.event.outcome, cc.mms.cotp_pdu_code, cc.evidence.frame) == ("connect", "success", 0xD, 2)
+    assert cr.event.id.endswith("-1-0") and cc.event.id.endswith("-2-0")
+    (dr,) = driver.req(DR)  # known now: emitted at once
+    assert (dr.event.dataset, dr.event.action, dr.mms.cotp_pdu_code) == ("mms", "disconnect", 0x8)
+    assert driver.flow.application_protocol == "mms"
+    assert driver.close() == []
+
+
+def test_bad_tpkt_during_set_up_goes_with_the_connection(driver) -> None:  # type: ignore[no-untyped-def]
+    assert driver.req(CR) == []
+    assert driver.resp(b"\x05\x00\x00\x08\x00\x00\x00\x00") == []  # not TPKT, while the set-up is held
+    evs = driver.req(tpkt(MMS_INITIATE))
+    assert [(e.event.dataset, e.event.action, e.anomaly and e.anomaly.code) for e in evs[:2]] == [("mms", "connect", None), ("mms", "anomaly", "invalid_tpkt")]
+
+
+def test_many_set_ups_without_data_are_not_held_forever(driver) -> None:  # type: ignore[no-untyped-def]
+    evs = [e for _ in range(8) for e in driver.req(CR) + driver.resp(CC)]
+    assert len(evs) == 16 and {e.event.dataset for e in evs} == {"s7comm"}
 
 
 def test_setup_communication(driver, wrap: Wrap) -> None:  # type: ignore[no-untyped-def]

@@ -176,7 +176,9 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
         "kind": "normal",
         "frames": compact_ranges(frames[NORMAL]),
         "frame_count": len(frames[NORMAL]),
-        "expect_rules": [],
+        # posture rules the plant's own configuration raises on normal traffic (e.g. an OPC UA plant
+        # run with security policy None on purpose): expected, and each must fire
+        "expect_rules": [r for r in sc.get("normal_expect_rules", []) if r in rules],
         "description": "Everything not in an attack step: "
                        + "; ".join(f"{i['name']} ({i['host']} -> {i['target']})"
                                    for i in normal_items)

@@ -25,6 +25,10 @@ from .kafka_throughput import _pct, _service
 
 ALERTS = int(os.environ.get("QINLING_BENCH_CONSOLE_ALERTS", "1000000"))
 REPEAT = int(os.environ.get("QINLING_BENCH_CONSOLE_REPEAT", "20"))
+# Reuse across runs: QINLING_BENCH_CONSOLE_PREFIX=name loads the alerts only if that prefix holds none
+# yet, and QINLING_BENCH_CONSOLE_KEEP=1 leaves the indices in place (delete them with KEEP unset).
+PREFIX = os.environ.get("QINLING_BENCH_CONSOLE_PREFIX", "")
+KEEP = os.environ.get("QINLING_BENCH_CONSOLE_KEEP", "") == "1"
 TARGET_MS = 300.0
 
 
@@ -108,11 +112,12 @@ def run() -> list[Row]:
     from pipeline.store.elastic import ElasticStore
 
     base = _base_alerts()
-    prefix = "bench-console-" + uuid.uuid4().hex[:8]
+    prefix = PREFIX or "bench-console-" + uuid.uuid4().hex[:8]
     store = ElasticStore(es_url, prefix=prefix, timeout=120)
     rows: list[Row] = []
     try:
-        took = _load(store, base, ALERTS)
+        have = store.stats()["alerts"]
+        took = _load(store, base, ALERTS) if not have else 0.0
         total = store.es.count(index=store.pattern("alerts"))["count"]
         rule = base[0].rule.id
         ip = next((a.related.ip[0] for a in base if a.related and a.related.ip), "10.0.0.1")
@@ -132,13 +137,17 @@ def run() -> list[Row]:
                 p95 = _pct(xs, 95) * 1000
                 rows.append(Row("console", f"{name} p95", p95, "ms", "target 300 ms", p95 / TARGET_MS,
                                 note=f"p50 {_pct(xs, 50) * 1000:.0f} ms, {REPEAT} requests"))
+        loaded = f"loaded in {took:.0f}s ({total / took:,.0f}/s)" if took else "loaded by an earlier run"
         rows.insert(0, Row("console", "alerts in Elasticsearch", float(total), "alerts",
-                           note=f"loaded in {took:.0f}s ({total / took:,.0f}/s), 30 daily indices, prefix {prefix}"))
+                           note=f"{loaded}, 30 daily indices, prefix {prefix}"))
     finally:
-        try:
-            store.drop()
-        except Exception as e:  # noqa: BLE001 - best effort
-            print(f"[bench] could not delete {prefix}-*: {e}", file=sys.stderr)
+        if KEEP:
+            print(f"[bench] kept {prefix}-* (QINLING_BENCH_CONSOLE_KEEP=1); rerun without it to delete", file=sys.stderr)
+        else:
+            try:
+                store.drop()
+            except Exception as e:  # noqa: BLE001 - best effort
+                print(f"[bench] could not delete {prefix}-*: {e}", file=sys.stderr)
     return rows
 
 

@@ -258,10 +258,10 @@ class Worker:
                 result = replay_capture(job.path, job.organization, get_store(), on_progress)
         except Exception as e:  # noqa: BLE001 - shown on the capture's page
             log.exception("replay of %s failed", job.path)
-            db.update(job.sha256, job.organization, status="failed", error=str(e) or type(e).__name__,
-                      finished_at=_now())
+            shown = _without_path(str(e), job.path) or type(e).__name__
+            db.update(job.sha256, job.organization, status="failed", error=shown, finished_at=_now())
             get_db(self.app).audit(job.uploader, "capture.replay", job.sha256, outcome="failure",
-                                   detail={"organization": job.organization, "error": str(e)[:500]})
+                                   detail={"organization": job.organization, "error": shown[:500]})
             return
         db.update(job.sha256, job.organization, status="failed" if result.error else "done",
                   progress=100 if not result.error else last_progress(db, job), packets=result.packets,
@@ -309,7 +309,7 @@ def replay_capture(path: Path, org: str, store: Any, on_progress: Any) -> Replay
             result.events += 1
             wiring.put(ev)
     except SensorError as e:
-        result.error = str(e)
+        result.error = _without_path(str(e), path)
     finally:
         wiring.finish()
     result.packets, result.alerts = report.packets, summary.alerts
@@ -633,3 +633,12 @@ def api_capture(sha256: str) -> ResponseReturnValue:
 
 __all__ = ["Capture", "CaptureDB", "api", "bp", "close", "init_app", "replay_capture", "scope", "state",
            "upload_dir", "uploaded_path"]
+
+
+def _without_path(message: str, path: object) -> str:
+    """An error as users see it: the server's folder names replaced by "capture" (they are none of the
+    user's business and tell an attacker where files live)."""
+    text = str(path)
+    out = message.replace(text, "capture") if text else message
+    parent = str(Path(text).parent) if text else ""
+    return out.replace(parent, "…") if parent not in ("", ".", "/") else out

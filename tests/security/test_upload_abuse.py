@@ -103,3 +103,22 @@ def test_an_upload_needs_a_file_and_an_enterprise(site) -> None:  # type: ignore
     forced = enterprise.post("/api/v1/captures", data={"capture": (io.BytesIO(SEED), "x.pcap"), "org": "globex"},
                              headers={"X-CSRF-Token": token}, content_type="multipart/form-data")
     assert forced.status_code in (200, 202) and forced.get_json()["organization"] == "acme"  # always their own
+
+
+def test_a_replay_error_never_shows_the_servers_folders(tmp_path: Path) -> None:
+    """A capture that turns out unreadable at replay time (here: a file swapped under the upload folder)
+    fails with a message naming the capture, not the server path where uploads live."""
+    from console.web.captures import replay_capture
+    from pipeline.store import open_store
+
+    folder = tmp_path / "srv" / "qinling" / "uploads"
+    folder.mkdir(parents=True)
+    path = folder / ("ab" * 32 + ".pcap")
+    path.write_bytes(b"GIF89a this is not a capture" * 4)
+    store = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    try:
+        result = replay_capture(path, "ent-a", store, None)
+    finally:
+        store.close()
+    assert result.error.startswith("capture: not a pcap or pcapng capture")
+    assert str(folder) not in result.error and "uploads" not in result.error

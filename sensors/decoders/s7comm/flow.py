@@ -1,4 +1,8 @@
-"""S7comm per-connection state: TPKT buffering, COTP DT reassembly, job/response pairing, anomaly events."""
+"""S7comm per-connection state: TPKT buffering, COTP DT reassembly, job/response pairing, anomaly events.
+
+The flow is the ISO transport of TCP 102, shared with MMS: the COTP set-up of a connection is held
+until its first data payload shows what it carries, so an MMS connection's CR/CC are mms events.
+"""
 
 from __future__ import annotations
 

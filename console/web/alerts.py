@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from dataclasses import replace
 
 from flask import Blueprint, current_app, render_template
 
@@ -19,6 +19,7 @@ bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
 PROTOCOLS_TOP = 50
 RULES_TOP = 200
+TEXT_TOTAL_LIMIT = 10_000  # a text search counts its matches up to here; beyond, the pager says "10000+"
 CHOICES_TTL = 60.0  # seconds a scope's drop-down values are reused (app.config["ALERT_CHOICES_TTL"])
 _CHOICES = "qinling.alert_choices"
 
@@ -60,8 +61,10 @@ def _choices(org: str | None, unfiltered_total: int | None) -> tuple[list[str], 
 @requires("data.read")
 def index() -> str:
     form = alert_form()
-    page = triage.alert_page(form.query)  # narrowed by ?triage= and ?suppressed= (the console db's)
     q = form.query
+    if q.text:  # counting half a million substring matches costs more than finding the page's fifty
+        q = replace(q, total_limit=int(current_app.config.get("ALERT_TEXT_TOTAL_LIMIT", TEXT_TOTAL_LIMIT)))
+    page = triage.alert_page(q)  # narrowed by ?triage= and ?suppressed= (the console db's)
     state, sup = triage.list_filters()
     unfiltered = not (q.filters or q.text or q.start or q.end or state or sup)
     protocols, rules = _choices(organization(), page.total if unfiltered else None)

@@ -365,7 +365,8 @@ def _scan(store: Store, q: Query, keep: Callable[[Event], bool]) -> Iterator[Eve
     while True:
         batch = store.search("alerts", replace(q, page=page, size=SCAN_PAGE))
         yield from (a for a in batch.items if keep(a))
-        if page * SCAN_PAGE >= min(batch.total, SCAN_LIMIT) or not batch.items:
+        # a total counted only up to Query.total_limit is a lower bound: go on while more follow
+        if page * SCAN_PAGE >= (min(batch.total, SCAN_LIMIT) if batch.exact or not batch.more else SCAN_LIMIT) or not batch.items:
             return
         page += 1
 

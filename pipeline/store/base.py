@@ -31,6 +31,9 @@ class Query:
     descending: bool = True
     page: int = 1  # 1-based
     size: int = 50
+    # None: Page.total is the exact number of matches. N: matches are counted up to N only (cheaper on
+    # big text searches); beyond N, Page.total is N and Page.exact False ("at least N").
+    total_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,14 @@ class Page(Generic[T]):
     total: int
     page: int
     size: int
+    exact: bool = True  # False: total is a lower bound (Query.total_limit reached)
+    more: bool = False  # with an inexact total: at least one document follows this page
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.size)) if self.size else 1
+        """Pages to offer; with an inexact total, up to this page and one past it while documents follow."""
+        n = max(1, math.ceil(self.total / self.size)) if self.size else 1
+        return n if self.exact else max(n, self.page + self.more)
 
 
 @dataclass(frozen=True)

@@ -476,12 +476,12 @@ class ElasticStore(Store):
 
     def search(self, index: Literal["events", "alerts"], query: Query) -> Page[Event]:
         self._check_index(index, ("events", "alerts"))
-        hits, total = self._search(index, query)
-        return Page([schema.from_dict(h) for h in hits], total, query.page, query.size)
+        hits, total, exact, more = self._search(index, query)
+        return Page([schema.from_dict(h) for h in hits], total, query.page, query.size, exact, more)
 
     def search_assets(self, query: Query) -> Page[Asset]:
-        hits, total = self._search("assets", query)
-        return Page([msgspec.convert(h, Asset, strict=False) for h in hits], total, query.page, query.size)
+        hits, total, exact, more = self._search("assets", query)
+        return Page([msgspec.convert(h, Asset, strict=False) for h in hits], total, query.page, query.size, exact, more)
 
     def get(self, index: Literal["events", "alerts"], doc_id: str) -> Event | None:
         found = self.get_many(index, [doc_id])
@@ -690,24 +690,34 @@ class ElasticStore(Store):
             spec["numeric_type"] = "date_nanos"
         return [{f.es: spec}, {ID_FIELD: {"order": order}}]
 
-    def _search(self, index: str, q: Query) -> tuple[list[dict[str, Any]], int]:
+    def _search(self, index: str, q: Query) -> tuple[list[dict[str, Any]], int, bool, bool]:
+        """(documents of the page, total, whether the total is exact, whether more follow: see Query.total_limit)."""
         if not isinstance(q.page, int) or isinstance(q.page, bool) or q.page < 1:
             raise QueryError(f"page must be an integer >= 1, got {q.page!r}")
         if not isinstance(q.size, int) or isinstance(q.size, bool) or not 0 <= q.size <= MAX_PAGE_SIZE:
             raise QueryError(f"size must be an integer from 0 to {MAX_PAGE_SIZE}, got {q.size!r}")
+        limit = _total_limit(q)
         query = self._query(index, q)
         sort = self._sort(index, q)
         offset = (q.page - 1) * q.size
+        want = q.size + 1 if limit is not None and q.size else q.size  # one more: does a next page exist?
         base = {"query": query, "sort": sort, "_source": {"excludes": [ID_FIELD]}}
-        if offset + q.size <= MAX_RESULT_WINDOW:
-            r = self._search_raw(index, {**base, "from": offset, "size": q.size, "track_total_hits": True}, "search")
-            total = int(r["hits"]["total"]["value"])
-            return [h["_source"] for h in r["hits"]["hits"]], total
+        if offset + want <= MAX_RESULT_WINDOW:
+            # a limited total lets every shard stop counting at the limit (and skip by the sort field)
+            tth: bool | int = True if limit is None else limit
+            r = self._search_raw(index, {**base, "from": offset, "size": want, "track_total_hits": tth}, "search")
+            got = r["hits"]["total"]
+            total, exact = int(got["value"]), got.get("relation", "eq") == "eq"
+            if limit is not None and total > limit:  # not expected from the server; keep the contract
+                total, exact = limit, False
+            hits = r["hits"]["hits"]
+            return [h["_source"] for h in hits[: q.size]], total, exact, not exact and len(hits) > q.size
         # deep page: walk with search_after (sort values end with the unique id, so the walk is stable)
         r = self._search_raw(index, {"query": query, "size": 0, "track_total_hits": True}, "search")
         total = int(r["hits"]["total"]["value"])
+        shown, exact = (total, True) if limit is None or total <= limit else (limit, False)
         if q.size == 0 or offset >= total:
-            return [], total
+            return [], shown, exact, False
         after: list[Any] | None = None
         skipped = 0
         while skipped < offset:
@@ -717,14 +727,21 @@ class ElasticStore(Store):
                 body["search_after"] = after
             hits = self._search_raw(index, body, "search")["hits"]["hits"]
             if not hits:
-                return [], total
+                return [], shown, exact, False
             skipped += len(hits)
             after = hits[-1]["sort"]
         body = {**base, "size": q.size, "track_total_hits": False}
         if after is not None:
             body["search_after"] = after
         hits = self._search_raw(index, body, "search")["hits"]["hits"]
-        return [h["_source"] for h in hits], total
+        return [h["_source"] for h in hits], shown, exact, not exact and offset + len(hits) < total
+
+
+def _total_limit(q: Query) -> int | None:
+    limit = q.total_limit
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise QueryError(f"total_limit must be a positive integer or None, got {limit!r}")
+    return limit
 
 
 def _reason(e: ApiError) -> str:

@@ -353,12 +353,12 @@ class SQLiteStore(Store):
 
     def search(self, index: Literal["events", "alerts"], query: Query) -> Page[Event]:
         table = self._table(index, ("events", "alerts"))
-        rows, total = self._search(table, query)
-        return Page([schema.decode_event(doc) for doc in rows], total, query.page, query.size)
+        rows, total, exact, more = self._search(table, query)
+        return Page([schema.decode_event(doc) for doc in rows], total, query.page, query.size, exact, more)
 
     def search_assets(self, query: Query) -> Page[Asset]:
-        rows, total = self._search("assets", query)
-        return Page([schema.decode_asset(doc) for doc in rows], total, query.page, query.size)
+        rows, total, exact, more = self._search("assets", query)
+        return Page([schema.decode_asset(doc) for doc in rows], total, query.page, query.size, exact, more)
 
     def get(self, index: Literal["events", "alerts"], doc_id: str) -> Event | None:
         found = self.get_many(index, [doc_id])
@@ -613,20 +613,32 @@ class SQLiteStore(Store):
         # documents missing the field go last either way; the id keeps pages stable on ties
         return f"({expr} IS NULL), {expr} {direction}, t.id {direction}", params + params
 
-    def _search(self, table: str, q: Query) -> tuple[list[str], int]:
+    def _search(self, table: str, q: Query) -> tuple[list[str], int, bool, bool]:
+        """(documents of the page, total, whether the total is exact, whether more follow: see Query.total_limit)."""
         if not isinstance(q.page, int) or isinstance(q.page, bool) or q.page < 1:
             raise QueryError(f"page must be an integer >= 1, got {q.page!r}")
         if not isinstance(q.size, int) or isinstance(q.size, bool) or not 0 <= q.size <= MAX_PAGE_SIZE:
             raise QueryError(f"size must be an integer from 0 to {MAX_PAGE_SIZE}, got {q.size!r}")
+        limit = q.total_limit
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise QueryError(f"total_limit must be a positive integer or None, got {limit!r}")
         where, params = self._where(table, q)
         order, order_params = self._order(table, q)
         with self._tx() as db:
-            (total,) = db.execute(f"SELECT COUNT(*) FROM {table} AS t WHERE {where}", params).fetchone()
-            if q.size == 0 or (q.page - 1) * q.size >= total:
-                return [], total
+            if limit is None:
+                (total,) = db.execute(f"SELECT COUNT(*) FROM {table} AS t WHERE {where}", params).fetchone()
+                exact = True
+            else:  # count one past the limit at most
+                (total,) = db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} AS t WHERE {where} LIMIT ?)",
+                                      [*params, limit + 1]).fetchone()
+                exact = total <= limit
+                total = min(total, limit)
+            if q.size == 0 or ((q.page - 1) * q.size >= total and exact):
+                return [], total, exact, False
+            want = q.size + 1 if limit is not None else q.size  # one more: does a next page exist?
             rows = db.execute(
                 f"SELECT t.doc FROM {table} AS t WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*params, *order_params, q.size, (q.page - 1) * q.size],
+                [*params, *order_params, want, (q.page - 1) * q.size],
             ).fetchall()
-        return [r[0] for r in rows], total
+        return [r[0] for r in rows[: q.size]], total, exact, not exact and len(rows) > q.size
 

@@ -61,3 +61,28 @@ def test_dropdowns_are_per_organization(db_path: Path) -> None:
     globex = options(c.get("/alerts/?org=globex").get_data(as_text=True), "rule")
     assert set(globex) == globex_rules and set(globex) <= set(everything)
     close_app(app)
+
+
+def test_text_search_counts_up_to_the_limit_and_says_so(db_path: Path) -> None:
+    app = make_app(db_path, ALERT_TEXT_TOTAL_LIMIT=10)
+    c = login(app.test_client(), "analyst")
+    with app.app_context():
+        matching = get_store().search("alerts", Query(organization="acme", text="wrote", size=0)).total
+    assert matching > 20
+    body = c.get("/alerts/?q=wrote&size=5").get_data(as_text=True)
+    assert "共 10+ 条，第 1 页" in body and 'rel="next"' in body and len(re.findall(r'<tr class="alert-row">', body)) == 5
+    # past the counted matches the pages still come, and still say "10+"
+    body = c.get("/alerts/?q=wrote&size=5&page=3").get_data(as_text=True)
+    assert "共 10+ 条，第 3 页" in body and 'rel="next"' in body and len(re.findall(r'<tr class="alert-row">', body)) == 5
+    # the last page: no next link
+    last = -(-matching // 5)
+    body = c.get(f"/alerts/?q=wrote&size=5&page={last}").get_data(as_text=True)
+    assert 'rel="next"' not in body and len(re.findall(r'<tr class="alert-row">', body)) == matching - 5 * (last - 1)
+    # under the limit, and without text, totals stay exact
+    body = c.get("/alerts/?q=globex&size=5").get_data(as_text=True)
+    assert "+ 条" not in body
+    body = c.get("/alerts/?size=5").get_data(as_text=True)
+    assert "共 60 条，第 1/12 页" in body
+    # a triage filter on top (the list scans the store in batches) still finds every match
+    assert c.get("/alerts/?q=wrote&triage=new&size=50&page=2").status_code == 200
+    close_app(app)

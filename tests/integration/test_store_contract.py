@@ -184,6 +184,16 @@ QUERIES: list[tuple[str, str, Any]] = [
     ("search", "alerts", Query(size=7, page=7)),
     ("search", "alerts", Query(size=0)),
     ("search", "alerts", Query(page=99)),
+    # totals counted up to a limit: beyond it the total is the limit and not exact, pages go one past a full page
+    ("search", "alerts", Query(text="wrote", total_limit=5, size=3)),
+    ("search", "alerts", Query(total_limit=5, size=5, page=3)),
+    ("search", "alerts", Query(total_limit=43)),
+    ("search", "alerts", Query(total_limit=42, size=50)),
+    ("search", "alerts", Query(total_limit=42, size=43)),
+    ("search", "alerts", Query(total_limit=40, size=42)),
+    ("search", "alerts", Query(total_limit=10, size=7, page=6)),
+    ("search", "alerts", Query(total_limit=10, size=7, page=7)),
+    ("search", "alerts", Query(organization="acme", text="globex", total_limit=1)),
     ("assets", "assets", Query()),
     ("assets", "assets", Query(sort="ip", descending=False)),
     ("assets", "assets", Query(text="schneider")),
@@ -227,7 +237,7 @@ QUERIES: list[tuple[str, str, Any]] = [
 def run(st: Store, kind: str, index: str, arg: Any) -> Any:
     if kind == "search":
         p = st.search(index, arg)  # type: ignore[arg-type]
-        return [e.event.id for e in p.items], p.total, p.pages
+        return [e.event.id for e in p.items], p.total, p.pages, p.exact, p.more
     if kind == "assets":
         p = st.search_assets(arg)
         return p.items, p.total
@@ -250,6 +260,8 @@ BAD = [
     ("search", "alerts", Query(sort="rule")),
     ("search", "alerts", Query(page=0)),
     ("search", "alerts", Query(size=10_001)),
+    ("search", "alerts", Query(total_limit=0)),
+    ("search", "alerts", Query(total_limit=True)),
     ("search", "nope", Query()),
     ("count_by", "alerts", ("rule", Query())),
     ("count_by", "alerts", ("rule.id", Query(), 0)),
@@ -410,7 +422,15 @@ def test_deep_pages_beyond_the_result_window(es_url: str, unique: str, tmp_path:
         q = Query(size=30, page=335, sort="@timestamp")  # offset 10 020: past the 10 000 window
         a, b = es.search("events", q), sq.search("events", q)
         assert [e.event.id for e in a.items] == [e.event.id for e in b.items]
-        assert a.total == b.total == 10_050 and len(a.items) == 30
+        assert a.total == b.total == 10_050 and len(a.items) == 30 and a.exact and b.exact
+        q = Query(size=30, page=335, sort="@timestamp", total_limit=10_000)  # the same page, total counted to 10 000
+        a, b = es.search("events", q), sq.search("events", q)
+        assert [e.event.id for e in a.items] == [e.event.id for e in b.items] and len(a.items) == 30
+        assert (a.total, a.exact, a.more, a.pages) == (b.total, b.exact, b.more, b.pages) == (10_000, False, False, 335)  # the last
+        q = Query(size=30, page=334, sort="@timestamp", total_limit=10_000)  # offset 9 990: inside the window, one page follows
+        a, b = es.search("events", q), sq.search("events", q)
+        assert [e.event.id for e in a.items] == [e.event.id for e in b.items] and len(a.items) == 30
+        assert (a.total, a.exact, a.more, a.pages) == (b.total, b.exact, b.more, b.pages) == (10_000, False, True, 335)
     finally:
         es.drop()
         sq.close()

@@ -359,6 +359,31 @@ def test_pages_cover_every_document_once(store: Store) -> None:
     assert len(seen) == len(set(seen)) == 43
 
 
+def test_far_pages_read_from_the_daily_indices_holding_them(pair: tuple[Store, Store]) -> None:
+    sq, es = pair
+    assert isinstance(es, ElasticStore)
+    queries = [Query(size=4), Query(size=5, descending=False), Query(size=3, organization="acme"),
+               Query(size=6, filters={"event.severity": [99, 21]}), Query(size=50), Query(size=2, text="wrote")]
+    routed, served = es.route_from, []
+    es.route_from = 1  # every page after the first goes through _routed_page
+    plain = es._routed_page
+    es._routed_page = lambda *a: served.append(r := plain(*a)) or r  # type: ignore[method-assign]
+    try:
+        for index in ("alerts", "events"):
+            for q in queries:
+                days = {e.timestamp.date() for e in sq.search(index, Query(size=1000, organization=q.organization)).items}
+                assert len(days) > 1  # the pages cross daily indices
+                total = sq.search(index, q).total
+                for page in range(1, total // q.size + 3):  # every page, and two past the end
+                    qq = Query(**{**q.__dict__, "page": page})
+                    a, b = es.search(index, qq), sq.search(index, qq)  # type: ignore[arg-type]
+                    assert ([e.event.id for e in a.items], a.total, a.pages) == ([e.event.id for e in b.items], b.total, b.pages), (index, qq)
+        assert len(served) > 50 and None not in served  # the daily-index reads answered, no fallback
+    finally:
+        es.route_from = routed
+        del es._routed_page
+
+
 def test_histogram_buckets_are_epoch_aligned_and_skip_empty_ones(store: Store) -> None:
     h = store.histogram("alerts", Query(organization="acme"), dt.timedelta(hours=5))
     assert sum(n for _, n in h) == 40

@@ -8,14 +8,13 @@ not a testbed recording; the labels file says so."""
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
-import yaml
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
-from scapy.utils import wrpcap
+
+from tests.decoders.crafted import write_capture
 
 NAME = "goose_plant_attack"
 T0 = 1_700_000_000.0
@@ -76,54 +75,19 @@ STEPS: dict[str, tuple[str, str]] = {
 }
 
 
-def _ranges(frames: list[int]) -> str:
-    out, start = [], frames[0]
-    for a, b in zip(frames, frames[1:] + [None]):
-        if b != a + 1:
-            out.append(str(start) if start == a else f"{start}-{a}")
-            start = b
-    return ",".join(out)
-
-
-def _step(label: str, frames: list[int]) -> dict[str, object]:
-    if label == "normal":
-        return {"name": "normal", "kind": "normal", "frames": _ranges(frames), "frame_count": len(frames), "expect_rules": [],
-                "description": "Everything not in an attack step."}
-    name, text = STEPS[label]
-    return {"name": name, "kind": "attack", "frames": _ranges(frames), "frame_count": len(frames), "expect_rules": [label], "description": text}
-
-
 def build(out: Path) -> tuple[Path, Path]:
-    frames, labels = [], []
-    for i, (label, mac, vlan, body) in enumerate(script()):
+    labelled = []
+    for label, mac, vlan, body in script():
         p = Ether(src=mac, dst=DST, type=0x8100 if vlan is not None else 0x88B8)
         if vlan is not None:
             p = p / Dot1Q(prio=4, vlan=vlan, type=0x88B8)
-        pkt = p / Raw(body)
-        pkt.time = T0 + i * 0.25
-        frames.append(pkt)
-        labels.append(label)
-    out.mkdir(parents=True, exist_ok=True)
-    pcap = out / f"{NAME}.pcap"
-    wrpcap(str(pcap), frames)
-    steps: dict[str, list[int]] = {}
-    for n, label in enumerate(labels, 1):
-        steps.setdefault(label, []).append(n)
-    doc = {
-        "scenario": NAME,
-        "description": "IEC 61850 GOOSE publishers (untagged and VLAN 10): retransmissions and state changes, then a "
-                       "simulation-flag frame, an stNum jump (poisoning), a replayed retransmission, new data under the same "
-                       "stNum, a control block published from a second MAC, a needs-commissioning publisher and a truncated PDU.",
-        "generated_by": "python -m tests.decoders.goose.scenario pcaps/goose (crafted with scapy: no IEC 61850 stack installs here)",
-        "capture": pcap.name,
-        "sha256": hashlib.sha256(pcap.read_bytes()).hexdigest(),
-        "frames_total": len(frames),
-        "steps": [_step(k, v) for k, v in steps.items()],
-    }
-    lab = out / f"{NAME}.labels.yml"
-    lab.write_text("# Generated; do not edit. Frame numbers are 1-based, as in Wireshark.\n" + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return pcap, lab
-
+        labelled.append((label, p / Raw(body)))
+    return write_capture(
+        out, NAME, labelled, STEPS, T0,
+        description="IEC 61850 GOOSE publishers (untagged and VLAN 10): retransmissions and state changes, then a "
+                    "simulation-flag frame, an stNum jump (poisoning), a replayed retransmission, new data under the same "
+                    "stNum, a control block published from a second MAC, a needs-commissioning publisher and a truncated PDU.",
+        generated_by="python -m tests.decoders.goose.scenario pcaps/goose (crafted with scapy: no IEC 61850 stack installs here)")
 
 if __name__ == "__main__":
     for p in build(Path(sys.argv[1] if len(sys.argv) > 1 else "pcaps/goose")):

@@ -9,16 +9,15 @@ traffic, not a testbed recording; the labels file says so."""
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import uuid
 from pathlib import Path
 
-import yaml
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Packet, Raw
-from scapy.utils import wrpcap
+
+from tests.decoders.crafted import write_capture
 
 NAME = "profinet_plant_attack"
 T0 = 1_700_000_000.0
@@ -130,52 +129,15 @@ STEPS: dict[str, tuple[str, str]] = {
 }
 
 
-def _ranges(frames: list[int]) -> str:
-    out, start = [], frames[0]
-    for a, b in zip(frames, frames[1:] + [None]):
-        if b != a + 1:
-            out.append(str(start) if start == a else f"{start}-{a}")
-            start = b
-    return ",".join(out)
-
-
-def _step(label: str, frames: list[int]) -> dict[str, object]:
-    if label == "normal":
-        return {"name": "normal", "kind": "normal", "frames": _ranges(frames), "frame_count": len(frames), "expect_rules": [],
-                "description": "Everything not in an attack step."}
-    name, text = STEPS[label]
-    return {"name": name, "kind": "attack", "frames": _ranges(frames), "frame_count": len(frames), "expect_rules": [label], "description": text}
-
-
 def build(out: Path) -> tuple[Path, Path]:
-    frames, labels = [], []
-    for i, (label, pkt) in enumerate(script()):
-        pkt.time = T0 + i * 0.25
-        frames.append(pkt)
-        labels.append(label)
-    out.mkdir(parents=True, exist_ok=True)
-    pcap = out / f"{NAME}.pcap"
-    wrpcap(str(pcap), frames)
-    steps: dict[str, list[int]] = {}
-    for n, label in enumerate(labels, 1):
-        steps.setdefault(label, []).append(n)
-    doc = {
-        "scenario": NAME,
-        "description": "PROFINET: IO controller PLC1 identifies io-dev-1 by DCP, connects (IO CM), writes a record, PrmEnd, the device's "
-                       "ApplicationReady; the engineering station names the device and identifies all. Attacker: DCP Identify All, "
-                       "DCP Set IP, DCP reset to factory, IO CM Write to the device.",
-        "generated_by": "python -m tests.decoders.profinet.scenario pcaps/profinet (crafted with scapy: no PROFINET stack installs here)",
-        "capture": pcap.name,
-        "sha256": hashlib.sha256(pcap.read_bytes()).hexdigest(),
-        "frames_total": len(frames),
-        "hosts": {"plc1": {"ip": PLC1[0], "mac": PLC1[1]}, "eng": {"ip": ENG[0], "mac": ENG[1]}, "atk": {"ip": ATK[0], "mac": ATK[1]},
-                  "io-dev-1": {"ip": DEV[0], "mac": DEV[1]}},
-        "steps": [_step(k, v) for k, v in steps.items()],
-    }
-    lab = out / f"{NAME}.labels.yml"
-    lab.write_text("# Generated; do not edit. Frame numbers are 1-based, as in Wireshark.\n" + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return pcap, lab
-
+    return write_capture(
+        out, NAME, script(), STEPS, T0,
+        description="PROFINET: IO controller PLC1 identifies io-dev-1 by DCP, connects (IO CM), writes a record, PrmEnd, the device's "
+                    "ApplicationReady; the engineering station names the device and identifies all. Attacker: DCP Identify All, "
+                    "DCP Set IP, DCP reset to factory, IO CM Write to the device.",
+        generated_by="python -m tests.decoders.profinet.scenario pcaps/profinet (crafted with scapy: no PROFINET stack installs here)",
+        hosts={"plc1": {"ip": PLC1[0], "mac": PLC1[1]}, "eng": {"ip": ENG[0], "mac": ENG[1]}, "atk": {"ip": ATK[0], "mac": ATK[1]},
+               "io-dev-1": {"ip": DEV[0], "mac": DEV[1]}})
 
 if __name__ == "__main__":
     for p in build(Path(sys.argv[1] if len(sys.argv) > 1 else "pcaps/profinet")):

@@ -10,6 +10,7 @@ import yaml
 
 from detection.anomaly.rules import IDS as ANOMALY_IDS
 from detection.engine import DetectionEngine
+from detection.labels import load as load_scenario
 from detection.rules import RuleSet
 from pipeline.schema import Event
 
@@ -35,9 +36,8 @@ def _alerts(pack: RuleSet, pcap: Path) -> list[Event]:
 @pytest.mark.parametrize("labels_path", LABELLED, ids=[p.name for p in LABELLED])
 def test_labelled_steps_raise_their_rules(pack: RuleSet, labels_path: Path) -> None:
     labels = yaml.safe_load(labels_path.read_text(encoding="utf-8"))
-    pcap = labels_path.parent / labels["capture"]
-    if not pcap.is_file():
-        pytest.skip(f"{pcap} not present")
+    pcap = load_scenario(labels_path).capture  # the label's capture, or its committed .gz
+    assert pcap.is_file(), f"{labels_path.name}: its capture {pcap.name} is missing"
     alerts = _alerts(pack, pcap)
     known = {r.id for r in pack.rules}
     problems: list[str] = []

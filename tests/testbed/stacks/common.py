@@ -6,6 +6,7 @@ import json
 import random
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -165,6 +166,26 @@ def wait_tcp(host: str, port: int, timeout: float = 15.0) -> bool:
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def supervise(proc: subprocess.Popen[Any], cfg: dict[str, Any], what: str, timeout: float = 15.0, **listening: Any) -> int:
+    """Run a server that is an external process (cpppo, mosquitto) until STOP: wait until it listens on
+    ``cfg``'s bind:port, emit ``listening``, fail if it exits early; terminate it at the end."""
+    try:
+        if not wait_tcp(cfg["bind"], int(cfg["port"]), timeout=timeout):
+            raise RuntimeError(f"{what} did not start listening")
+        emit("listening", bind=cfg["bind"], port=int(cfg["port"]), **listening)
+        while not STOP.wait(0.1):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0
 
 
 def serve_until_stopped(poll: float = 0.05) -> None:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import STOP, emit, wait_tcp
+from .common import emit, supervise
 
 PORT = 44818
 TRANSPORT = "tcp"
@@ -76,22 +76,10 @@ def serve(cfg: dict[str, Any]) -> int:
             "--address", f"{bind}:{int(cfg['port'])}", *cfg.get("tags", DEFAULT_TAGS)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp.name)
     try:
-        if not wait_tcp(cfg["bind"], int(cfg["port"]), timeout=20.0):
-            raise RuntimeError("cpppo did not start listening")
-        emit("listening", bind=cfg["bind"], port=int(cfg["port"]), stack="enip", server="cpppo")
-        while not STOP.wait(0.1):
-            if proc.poll() is not None:
-                raise RuntimeError(f"cpppo exited with {proc.returncode}")
+        return supervise(proc, cfg, "cpppo", timeout=20.0, stack="enip", server="cpppo")
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         tmp.cleanup()
         emit("stopped")
-    return 0
 
 
 class Session:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import STOP, emit, wait_tcp
+from .common import STOP, emit, supervise
 
 PORT = 1883
 TRANSPORT = "tcp"
@@ -41,22 +41,10 @@ def serve(cfg: dict[str, Any]) -> int:
     )
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL)
     try:
-        if not wait_tcp(cfg["bind"], int(cfg["port"])):
-            raise RuntimeError("mosquitto did not start listening")
-        emit("listening", bind=cfg["bind"], port=int(cfg["port"]), stack="mqtt", broker="mosquitto")
-        while not STOP.wait(0.1):
-            if proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {proc.returncode}")
+        return supervise(proc, cfg, "mosquitto", stack="mqtt", broker="mosquitto")
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         tmp.cleanup()
         emit("stopped")
-    return 0
 
 
 class Session:

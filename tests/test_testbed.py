@@ -5,65 +5,30 @@ Needs root and ``ip netns`` (skipped otherwise).  Takes ~20 s.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.testbed.fresh import SKIP_REASON, can_run, run_scenario
+from tests.testbed.labels import expand_ranges
+
 STEPS = ["recon_device_id", "register_sweep", "unauthorised_write"]
 ATTACKER = "10.10.1.66"
-
-
-def _netns_ok() -> bool:
-    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tcpdump") is None:
-        return False
-    probe = f"qn-probe-{os.getpid()}"
-    if subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode != 0:
-        return False
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return True
 
 
 pytestmark = [
     pytest.mark.netns,
     pytest.mark.slow,
-    pytest.mark.skipif(not _netns_ok(), reason="needs root, ip netns and tcpdump"),
+    pytest.mark.skipif(not can_run(), reason=SKIP_REASON),
 ]
-
-
-def _expand(text: str) -> list[int]:
-    out: list[int] = []
-    for part in filter(None, str(text).split(",")):
-        a, _, b = part.partition("-")
-        out.extend(range(int(a), int(b or a) + 1))
-    return out
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("testbed")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.testbed", "run", "modbus_plant_attack",
-         "--out", str(out), "--lead-in", "8", "--steps", ",".join(STEPS)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        _, stderr = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.terminate()  # the runner tears its namespaces down on SIGTERM
-        proc.communicate(timeout=15)
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
-    pcap = out / "modbus_plant_attack.pcap"
-    labels = yaml.safe_load((out / "modbus_plant_attack.labels.yml").read_text())
-    labels["_runner_pid"] = proc.pid
-    return pcap, labels
+    fresh = run_scenario("modbus_plant_attack", tmp_path_factory.mktemp("testbed"), STEPS, lead_in=8)
+    labels = dict(fresh.labels, _runner_pid=fresh.pid)
+    return fresh.pcap, labels
 
 
 def _packets(pcap: Path) -> list:
@@ -103,7 +68,7 @@ def test_labels_cover_every_frame_exactly_once(run: tuple[Path, dict]) -> None:
     assert labels["frames_total"] == n
     seen: list[int] = []
     for step in labels["steps"]:
-        frames = _expand(step["frames"])
+        frames = expand_ranges(step["frames"])
         assert len(frames) == step["frame_count"]
         seen.extend(frames)
     assert sorted(seen) == list(range(1, n + 1))
@@ -118,7 +83,7 @@ def test_attack_steps_carry_attacker_payload_to_502(run: tuple[Path, dict]) -> N
     pcap, labels = run
     pkts = _packets(pcap)
     for step in labels["steps"]:
-        frames = _expand(step["frames"])
+        frames = expand_ranges(step["frames"])
         if step["kind"] == "normal":
             # No attacker TCP in the normal frames (ARP from the attacker is fine).
             assert not any(IP in pkts[i - 1] and TCP in pkts[i - 1]
@@ -137,7 +102,7 @@ def test_attack_steps_carry_attacker_payload_to_502(run: tuple[Path, dict]) -> N
             ends = {f"{p[IP].src}:{p[TCP].sport}", f"{p[IP].dst}:{p[TCP].dport}"}
             assert ends & conns, (step["name"], i)
     sweep = next(s for s in labels["steps"] if s["name"] == "register_sweep")
-    n_req = sum(1 for i in _expand(sweep["frames"])
+    n_req = sum(1 for i in expand_ranges(sweep["frames"])
                 if TCP in pkts[i - 1] and pkts[i - 1][TCP].dport == 502
                 and len(pkts[i - 1][TCP].payload))
     assert n_req >= 55  # 60 single-register reads (a few may coalesce into one segment)
@@ -150,22 +115,8 @@ S7_STEPS = ["szl_recon", "plc_stop"]
 @pytest.fixture(scope="module")
 def s7_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]:
     """python-snap7 PLCs and clients (tests/testbed/stacks/s7comm.py), ~15 s."""
-    out = tmp_path_factory.mktemp("testbed_s7")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.testbed", "run", "s7comm_plant_attack",
-         "--out", str(out), "--lead-in", "4", "--steps", ",".join(S7_STEPS)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        _, stderr = proc.communicate(timeout=40)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        proc.communicate(timeout=15)
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
-    path = out / "s7comm_plant_attack.labels.yml"
-    return out / "s7comm_plant_attack.pcap", yaml.safe_load(path.read_text()), path
+    fresh = run_scenario("s7comm_plant_attack", tmp_path_factory.mktemp("testbed_s7"), S7_STEPS, lead_in=4, timeout=40)
+    return fresh.pcap, fresh.labels, fresh.labels_path
 
 
 def test_s7comm_stack_run_is_labelled_and_alerts_per_step(s7_run: tuple[Path, dict, Path]) -> None:
@@ -178,7 +129,7 @@ def test_s7comm_stack_run_is_labelled_and_alerts_per_step(s7_run: tuple[Path, di
     assert labels["port"] == 102 and labels["stack"] == "s7comm"
     assert labels["frames_total"] == len(pkts)
     assert [s["name"] for s in labels["steps"]] == ["normal_polling", *S7_STEPS]
-    seen = sorted(f for s in labels["steps"] for f in _expand(s["frames"]))
+    seen = sorted(f for s in labels["steps"] for f in expand_ranges(s["frames"]))
     assert seen == list(range(1, len(pkts) + 1))
     # Real S7comm (TPKT version 3, S7 protocol id 0x32) from the HMI and from the attacker.
     s7_from = {p[IP].src for p in pkts if IP in p and TCP in p and p[TCP].dport == 102

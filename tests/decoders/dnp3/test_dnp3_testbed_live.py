@@ -4,58 +4,29 @@ replayed through the rule pack.  Needs root, ``ip netns`` and tcpdump (skipped o
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.decoders.dnp3.conftest import REPO
+from tests.testbed.fresh import SKIP_REASON, can_run, run_scenario
 
 STEPS = ["integrity_recon", "direct_operate_crob", "cold_restart"]
 ATTACKER = "10.10.1.66"
 
 
-def _netns_ok() -> bool:
-    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tcpdump") is None:
-        return False
-    probe = f"qn-probe-{os.getpid()}"
-    if subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode != 0:
-        return False
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return True
-
-
 pytestmark = [
     pytest.mark.netns,
     pytest.mark.slow,
-    pytest.mark.skipif(not _netns_ok(), reason="needs root, ip netns and tcpdump"),
+    pytest.mark.skipif(not can_run(), reason=SKIP_REASON),
 ]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]:
     pytest.importorskip("opendnp3")
-    out = tmp_path_factory.mktemp("testbed_dnp3")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.testbed", "run", "dnp3_plant_attack",
-         "--out", str(out), "--lead-in", "3", "--steps", ",".join(STEPS)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        _, stderr = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.terminate()  # the runner tears its namespaces down on SIGTERM
-        proc.communicate(timeout=15)
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
-    assert "client errors" not in stderr, stderr[-3000:]
-    path = out / "dnp3_plant_attack.labels.yml"
-    return out / "dnp3_plant_attack.pcap", yaml.safe_load(path.read_text()), path
+    fresh = run_scenario("dnp3_plant_attack", tmp_path_factory.mktemp("testbed_dnp3"), STEPS, lead_in=3)
+    assert "client errors" not in fresh.stderr, fresh.stderr[-3000:]
+    return fresh.pcap, fresh.labels, fresh.labels_path
 
 
 def test_live_run_is_labelled_and_alerts_per_step(run: tuple[Path, dict, Path]) -> None:

@@ -7,45 +7,26 @@ Needs root, ``ip netns`` and tcpdump (skipped otherwise).  Takes ~15 s.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.testbed.fresh import SKIP_REASON, can_run, run_scenario
 from tests.testbed.labels import expand_ranges
-from tests.testbed.plant import netns_available
 
-REPO = Path(__file__).resolve().parents[3]
 STEPS = ["breaker_operate", "file_delete"]
 
 pytestmark = [
     pytest.mark.netns,
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("tcpdump") is None or not netns_available(), reason="needs root, ip netns and tcpdump"),
+    pytest.mark.skipif(not can_run(), reason=SKIP_REASON),
 ]
 
 
 @pytest.fixture(scope="module")
 def mms_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path]:
-    out = tmp_path_factory.mktemp("testbed_mms")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.testbed", "run", "mms_plant_attack", "--out", str(out), "--lead-in", "4", "--steps", ",".join(STEPS)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        _, stderr = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.terminate()  # the runner tears its namespaces down on SIGTERM
-        proc.communicate(timeout=15)
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
-    path = out / "mms_plant_attack.labels.yml"
-    return out / "mms_plant_attack.pcap", yaml.safe_load(path.read_text()), path
+    fresh = run_scenario("mms_plant_attack", tmp_path_factory.mktemp("testbed_mms"), STEPS, lead_in=4)
+    return fresh.pcap, fresh.labels, fresh.labels_path
 
 
 def test_fresh_mms_run_is_labelled_and_alerts_per_step(mms_run: tuple[Path, dict, Path]) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Literal
 
 import msgspec
 
+from .protocols.arp import Arp
 from .protocols.bacnet import Bacnet
 from .protocols.base import Fields
 from .protocols.dnp3 import Dnp3
@@ -214,6 +215,7 @@ class Event(_S):
     fins: Fins | None = None
     goose: Goose | None = None
     profinet: Profinet | None = None
+    arp: Arp | None = None
     tshark: Tshark | None = None  # a protocol only the tshark engine decodes (event.dataset names it)
     labels: dict[str, str] | None = None
 

@@ -6,6 +6,7 @@ protocol's TCP and UDP registrations.
 
 from __future__ import annotations
 
+from .arp import SPEC as ARP
 from .bacnet import SPEC as BACNET
 from .base import DecoderSpec
 from .dnp3 import SPEC as DNP3, SPEC_UDP as DNP3_UDP
@@ -34,6 +35,7 @@ REGISTRY: dict[str, DecoderSpec] = {
     GOOSE.name: GOOSE,  # layer 2: ethertype 0x88B8
     PROFINET.name: PROFINET,  # IO CM: UDP 34964 and DCE/RPC datagrams recognised on any port
     "profinet_rt": PROFINET_RT,  # DCP and alarms: ethertype 0x8892
+    ARP.name: ARP,  # layer 2: ethertype 0x0806
     **ENIP_SPECS,  # enip over TCP and UDP 44818, cip_io on UDP 2222
 }
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import re
+import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -41,6 +45,17 @@ LISTS_NAMES = frozenset({"lists.yml", "lists.yaml"})
 _LIST_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _validator = jsonschema.Draft202012Validator(RULE_SCHEMA)
+
+# Parsed-rule cache: a rule set that loaded without a single problem is pickled under CACHE_DIR,
+# keyed by everything its parse read (see _cache_key). Anything unexpected falls back to parsing.
+CACHE_VERSION = 1
+CACHE_ENV = "QINLING_RULES_CACHE"  # a folder, or "0"/"off" to parse every time
+CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "rules"
+CACHE_KEEP = 16  # entries kept (tests load many small rule sets); the oldest go first
+# Code whose behaviour a cached result depends on: the loader and its checks, the field names and
+# severities of the event schema, the built-in technique table.
+_CODE = tuple(Path(__file__).with_name(n) for n in ("loader.py", "checks.py", "model.py", "schema.py", "yamlsrc.py",
+                                                        "attack.py")) + (Path(schema.__file__),)
 
 
 def rule_files(paths: PathArg | Iterable[PathArg] | None = None) -> list[str]:
@@ -227,6 +242,67 @@ def _dur(text: str) -> float:
     return seconds
 
 
+# ---------------------------------------------------------------- cache
+
+
+def _cache_dir() -> Path | None:
+    env = os.environ.get(CACHE_ENV)
+    if env is not None and env.strip().lower() in ("", "0", "off", "no", "false"):
+        return None
+    return Path(env) if env else CACHE_DIR
+
+
+def _cache_key(files: Sequence[str], lists_paths: Sequence[PathArg], table: Path | None) -> str | None:
+    """Digest of what a parse reads: the content of every rule, lists and technique file (by path),
+    and the size and mtime of the code that interprets them. None when a file cannot be read (the
+    parse then reports it)."""
+    h = hashlib.sha256(f"qinling-rules {CACHE_VERSION} {sys.version_info[:2]} {pickle.HIGHEST_PROTOCOL}".encode())
+    try:
+        for code in _CODE:
+            st = code.stat()
+            h.update(f"\0code {code} {st.st_size} {st.st_mtime_ns}".encode())
+        for kind, paths in (("rule", files), ("lists", lists_paths), ("techniques", [table] if table else [])):
+            for path in paths:
+                with open(path, "rb") as f:
+                    h.update(f"\0{kind} {os.fspath(path)}\0".encode() + hashlib.sha256(f.read()).digest())
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _cache_read(key: str) -> RuleSet | None:
+    cache = _cache_dir()
+    if cache is None:
+        return None
+    try:
+        with open(cache / f"{key}.pickle", "rb") as f:
+            stored_key, ruleset = pickle.load(f)
+    except Exception:  # noqa: BLE001 - absent, truncated, from another version: parse instead
+        return None
+    return ruleset if stored_key == key and isinstance(ruleset, RuleSet) else None
+
+
+def _cache_write(key: str, ruleset: RuleSet) -> None:
+    cache = _cache_dir()
+    if cache is None:
+        return
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=".tmp-", suffix=".pickle")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump((key, ruleset), f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, cache / f"{key}.pickle")  # readers see a whole entry or none
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        entries = sorted(cache.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in entries[CACHE_KEEP:]:
+            old.unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - a read-only or full disk only costs the next start-up a parse
+        pass
+
+
 # ---------------------------------------------------------------- entry points
 
 
@@ -240,6 +316,12 @@ def check_rules(
     """Every problem of the rule files and lists, sorted by file and line; the rule set when there are none."""
     errors: list[RuleError] = []
     lists_paths = _lists_paths(default_lists, site_lists)
+    files = rule_files(paths)
+    # Only a rule set that loaded cleanly is cached, so every problem is still found by a parse.
+    key = _cache_key(files, lists_paths, attack.table_path()) if techniques is None else None
+    cached = _cache_read(key) if key is not None else None
+    if cached is not None:
+        return cached, []
     lists, list_errors = load_lists(lists_paths)
     errors.extend(list_errors)
     if techniques is None:
@@ -250,7 +332,7 @@ def check_rules(
         source = "the given technique table"
     docs: list[YamlDoc] = []
     schema_ok: set[int] = set()
-    for path in rule_files(paths):
+    for path in files:
         doc = read_yaml(path, errors)
         if doc is None:
             continue
@@ -275,7 +357,10 @@ def check_rules(
     if errors:
         return None, errors
     rules = tuple(sorted((_build(d, techniques) for d in docs if id(d) in schema_ok), key=lambda r: r.id))
-    return RuleSet(rules, lists), []
+    ruleset = RuleSet(rules, lists)
+    if key is not None:
+        _cache_write(key, ruleset)
+    return ruleset, []
 
 
 def load_rules(

@@ -231,3 +231,63 @@ def test_regex_from_a_named_list_is_resolved_and_checked(tmp_path: Path) -> None
     lists.write_text("topics:\n  - '(unclosed'\n")
     problems = [str(e) for e in lint([rule], site_lists=lists)]
     assert any(f"{rule}:7" in p and "in list $topics" in p for p in problems), problems
+
+
+# ---------------------------------------------------------------- parsed-rule cache
+
+
+def test_cached_rule_set_is_the_parsed_one_and_a_bad_edit_still_gives_file_line(
+    write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detection.rules import loader
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(loader.CACHE_ENV, str(cache))
+    lists = write("lists.yml", "engineering_stations: [10.10.1.20]\n")
+    rule = write("rules/r.yml", "id: r-1\ntitle: t\nlevel: low\nmatch: {event.dataset: modbus, source.ip|in: $engineering_stations}\n")
+    parsed = load_rules([rule.parent], default_lists=lists)
+    assert len(list(cache.glob("*.pickle"))) == 1
+    # A second load reads the entry: no YAML is parsed at all.
+    with monkeypatch.context() as m:
+        m.setattr(loader, "read_yaml", lambda *a, **k: pytest.fail("parsed although cached"))
+        cached = load_rules([rule.parent], default_lists=lists)
+    assert cached == parsed and cached.rules[0].location == f"{rule}:1"
+    # An edit (even one that keeps the size) is a different key: problems are found by a parse, at their line.
+    rule.write_text("id: r-1\ntitle: t\nlevel: low\nmatch: {event.dataset: modbus, source.ip|in: $engineering_statiox}\n")
+    with pytest.raises(RuleLoadError) as e:
+        load_rules([rule.parent], default_lists=lists)
+    assert [(err.path, err.line) for err in e.value.errors] == [(str(rule), 4)]
+    assert "$engineering_statiox is not defined" in str(e.value)
+    # So does an edit of the lists file the rules refer to.
+    rule.write_text("id: r-1\ntitle: t\nlevel: low\nmatch: {event.dataset: modbus, source.ip|in: $engineering_stations}\n")
+    assert load_rules([rule.parent], default_lists=lists) == parsed
+    lists.write_text("plc: [10.10.1.20]\n")
+    with pytest.raises(RuleLoadError, match=r"r\.yml:4: .*engineering_stations"):
+        load_rules([rule.parent], default_lists=lists)
+
+
+def test_unusable_cache_falls_back_to_parsing(write: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from detection.rules import loader
+
+    rule = write("r.yml", "id: r-1\ntitle: t\nlevel: low\nmatch: {event.dataset: modbus}\n")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(loader.CACHE_ENV, str(cache))
+    first = load_rules([rule], default_lists=None)
+    (entry,) = cache.glob("*.pickle")
+    entry.write_bytes(b"not a pickle")  # truncated or foreign: parsed again, and rewritten
+    assert load_rules([rule], default_lists=None) == first
+    assert entry.read_bytes() != b"not a pickle"
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    monkeypatch.setenv(loader.CACHE_ENV, str(blocked))  # cannot be written: parsed, no error
+    assert load_rules([rule], default_lists=None) == first
+
+
+def test_bundled_pack_from_cache_equals_a_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from detection.rules import loader
+
+    monkeypatch.setenv(loader.CACHE_ENV, "0")
+    parsed = load_rules()
+    monkeypatch.setenv(loader.CACHE_ENV, str(tmp_path))
+    load_rules()
+    assert load_rules() == parsed and len(list(tmp_path.glob("*.pickle"))) == 1

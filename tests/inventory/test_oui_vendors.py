@@ -47,6 +47,27 @@ def test_system_manuf_knows_chinese_ics_vendors() -> None:
         assert v is not None and (v.key, v.name_zh) == (key, zh), (mac, e.name)
 
 
+def test_cached_table_answers_as_the_parsed_one_and_follows_edits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from detection.inventory import oui
+
+    monkeypatch.setenv(oui.CACHE_ENV, str(tmp_path / "cache"))
+    manuf = tmp_path / "manuf"
+    manuf.write_text(MANUF)
+    oui._load.cache_clear()
+    parsed = load_oui(manuf)
+    assert len(list((tmp_path / "cache").glob("*.pickle"))) == 1
+    oui._load.cache_clear()
+    with monkeypatch.context() as m:  # the second process start reads the entry, parses nothing
+        m.setattr(oui, "parse_manuf", lambda *a, **k: pytest.fail("parsed although cached"))
+        cached = load_oui(manuf)
+    macs = ("00:1c:47:aa:bb:cc", "70:b3:d5:f2:60:11", "70:b3:d5:00:00:01", "bc:34:ca:00:00:01", "00:00:00:00:00:00", "bogus")
+    assert len(cached) == len(parsed) == 5 and [cached.lookup(x) for x in macs] == [parsed.lookup(x) for x in macs]
+    manuf.write_text(MANUF + "00:1C:48\tOther\tOther Co\n")  # another size and mtime: parsed again
+    oui._load.cache_clear()
+    assert len(load_oui(manuf)) == 6 and load_oui(manuf).lookup("00:1c:48:00:00:01").name == "Other Co"  # type: ignore[union-attr]
+    oui._load.cache_clear()
+
+
 @pytest.mark.parametrize(("text", "key", "zh"), [
     ("Rockwell Automation/Allen-Bradley", "rockwell", "罗克韦尔自动化"),
     ("Rockwell Automation ", "rockwell", "罗克韦尔自动化"),

@@ -186,6 +186,15 @@ def cmd_index(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"index: stopped after {stats.events} event(s) and {stats.alerts} alert(s)", file=sys.stderr)
+    not_stored = stats.malformed + stats.forged + stats.rejected
+    if not_stored:
+        print(f"index: {not_stored} record(s) will never be stored ({stats.malformed} not events, {stats.forged} forged, "
+              f"{stats.rejected} refused by the store); {stats.dead_letters} kept with their reasons in "
+              f"{settings.dead_letter_dir}/", file=sys.stderr)
+    if stats.unstored:
+        print(f"index: stopped while the store was failing: the last {stats.unstored} record(s) are neither stored nor "
+              f"committed; the next `qinling index` stores them", file=sys.stderr)
+        return 3
     return 0
 
 

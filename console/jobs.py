@@ -550,13 +550,15 @@ def run_detect(settings: Settings, stop: threading.Event, *, bus: Bus | None = N
 def run_index(settings: Settings, stop: threading.Event, store: Store, *, bus: Bus | None = None, until: Any = None,
               max_records: int = BATCH) -> Any:
     """`qinling index`: events and alerts → store, committing after each store flush; until `stop` or `until`."""
+    from pipeline.deadletter import DeadLetters
     from pipeline.indexer import run_indexer
 
     own = bus is None
     bus = bus or open_bus(settings, client_id="qinling-index")
     consumer = bus.consumer([*settings.events_topics(), settings.topic(TOPIC_ALERTS)], group=settings.index_group)
+    dead = DeadLetters(settings.dead_letter_dir, "index")
     try:
-        return run_indexer(consumer, store, stop=stop, until=until, max_records=max_records)
+        return run_indexer(consumer, store, stop=stop, until=until, max_records=max_records, dead_letter=dead.put)
     finally:
         consumer.close()
         if own:

@@ -13,6 +13,20 @@ class StoreError(PipelineError):
     """The store could not write or query (database locked, node gone, bad query, ...)."""
 
 
+class RejectedError(StoreError):
+    """Some records of a write will never be accepted (not an encoded event, refused by the mapping).
+
+    The others were written (durably) before this was raised. `rejected` maps each refused record's
+    position in the batch to the reason; `alerts` counts the alerts among those written. A caller
+    sets the refused records aside (pipeline.deadletter) instead of retrying them forever.
+    """
+
+    def __init__(self, message: str, rejected: dict[int, str], alerts: int = 0) -> None:
+        super().__init__(message)
+        self.rejected = rejected
+        self.alerts = alerts
+
+
 class QueryError(StoreError):
     """The query itself is wrong (unknown field, bad page, bad value): the caller must change it.
 

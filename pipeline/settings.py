@@ -50,6 +50,7 @@ class Settings:
     observer_id: str = "sensor-1"  # this sensor
     spool_dir: str = "var/spool"  # live sensor on Kafka: events wait here (per observer) while the broker is away
     spool_max_bytes: int = 1 << 30  # bound of that spool; over it the newest events are dropped and counted
+    dead_letter_dir: str = "var/dead-letter"  # records a stage will never store are kept here with the reason
     rules_dir: str = ""  # empty: the rules/ folder beside the installed packages
     lists_file: str = ""  # named lists ($engineering_stations, ...); empty: rules/lists.yml
     language: str = "zh-CN"  # zh-CN | en

@@ -52,7 +52,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from .. import schema
-from ..exceptions import QueryError, StoreError
+from ..exceptions import QueryError, RejectedError, StoreError
 from ..schema import Asset, Event
 from .base import Facet, Index, Page, Query, Store, ip_network, is_ip_field, is_network
 
@@ -371,10 +371,14 @@ class ElasticStore(Store):
 
     # ---------------------------------------------------------- writes
 
-    def _bulk(self, docs: list[tuple[str, str, bytes]], what: str) -> None:
+    def _bulk(self, docs: list[tuple[str, str, bytes]], what: str, refused: dict[int, str] | None = None) -> None:
         """Index (index, id, source JSON) documents in one `_bulk` request (a newline-delimited body
         joined from bytes, no per-document dicts); retry failed items; raise StoreError with the
-        count left. Durable on return: the node fsyncs its translog before answering."""
+        count left. Durable on return: the node fsyncs its translog before answering.
+
+        Documents the node refuses for what they are (mapping errors: 4xx other than 429) raise
+        StoreError, or, given a `refused` dict, are recorded there (position in `docs` -> reason)
+        while the rest is written."""
         pending = docs
         delay = self.backoff
         last_error = ""
@@ -399,7 +403,11 @@ class ElasticStore(Store):
                         status = res.get("status", 500)
                         if status >= 300:
                             (retry if status in (429, 502, 503, 504) else fatal).append((doc, res.get("error")))
-                if fatal:
+                if fatal and refused is not None:
+                    where = {id(d): i for i, d in enumerate(docs)}
+                    for doc, err in fatal:
+                        refused[where[id(doc)]] = f"refused by {self.url}: {_short(err)}"
+                elif fatal:
                     (doc, err), n = fatal[0], len(fatal)
                     raise StoreError(
                         f"{what}: {n} of {len(pending)} document(s) rejected by {self.url} "
@@ -435,24 +443,37 @@ class ElasticStore(Store):
         decoding them into structs: only `@timestamp`, `event.id` and `event.kind` are read (for the
         daily index and the id); the strict mapping rejects what the schema does not know. Durable on
         return, searchable after the next refresh (`refresh_interval` 1 s, or `flush()`). Returns the
-        number of alerts among them."""
+        number of alerts among them.
+
+        Records that are not encoded events, or that the mapping refuses, are not retried: the
+        others are written, then RejectedError names the refused ones by position."""
         docs: list[tuple[str, str, bytes]] = []
-        alerts = 0
-        for raw in values:
+        positions: list[int] = []  # docs[i] is values[positions[i]]
+        is_alert: list[bool] = []
+        rejected: dict[int, str] = {}
+        for pos, raw in enumerate(values):
             try:
                 head = _head_decoder.decode(raw)
             except msgspec.DecodeError as e:
-                raise StoreError(f"write: a record is not an encoded event ({e}): {bytes(raw[:80])!r}") from e
+                rejected[pos] = f"not an encoded event ({e})"
+                continue
             info = head.event
             doc_id = info.id or "sha256:" + hashlib.sha256(raw).hexdigest()
-            if info.kind == "alert":
-                alerts += 1
-                index = "alerts"
-            else:
-                index = "events"
+            index = "alerts" if info.kind == "alert" else "events"
             docs.append((self.index_name(index, head.timestamp), doc_id, _with_id(raw, doc_id)))
+            positions.append(pos)
+            is_alert.append(info.kind == "alert")
+        refused: dict[int, str] = {}
         if docs:
-            self._bulk(docs, "write")
+            self._bulk(docs, "write", refused)
+        alerts = sum(1 for i, a in enumerate(is_alert) if a and i not in refused)
+        if refused or rejected:
+            rejected.update({positions[i]: why for i, why in refused.items()})
+            first = min(rejected)
+            raise RejectedError(
+                f"write: {len(rejected)} of {len(values)} record(s) will not be stored "
+                f"(first, #{first}: {rejected[first]}: {bytes(values[first][:80])!r}); the others were written",
+                rejected, alerts)
         return alerts
 
     def write_assets(self, assets: Sequence[Asset]) -> None:

@@ -84,8 +84,9 @@ def test_disk_full_under_the_store_says_so_keeps_what_it_stored_and_a_rerun_comp
 def test_disk_full_under_the_index_workers_store_commits_nothing_past_it(small_disk: Path, tmp_path: Path, kafka_bootstrap: str,
                                                                        unique: str) -> None:
     """`qinling index` into SQLite on the small disk: when it fills, the worker keeps the batch and
-    commits nothing past what it stored; killed there (SIGKILL) and started again with space, the
-    next worker stores every event exactly once — none were skipped by a premature commit."""
+    commits nothing past what it stored; stopped there (SIGTERM: its exit path must not commit
+    either), it says the batch is neither stored nor committed and exits 3; started again with
+    space, the next worker stores every event exactly once — none were skipped by a premature commit."""
     import signal
     import threading
     import time
@@ -126,9 +127,14 @@ def test_disk_full_under_the_index_workers_store_commits_nothing_past_it(small_d
             time.sleep(0.2)
         stored, _alerts, check = _ids(store)
         assert check == "ok" and 0 < len(stored) < len(events), len(stored)
+        a.send_signal(signal.SIGTERM)  # a graceful stop during the outage: commits nothing on the way out
+        assert a.wait(60) == 3, "".join(a_lines[-20:])
+        a_reader.join(10)
+        assert any("neither stored nor committed" in x for x in a_lines), "".join(a_lines[-20:])
     finally:
-        a.send_signal(signal.SIGKILL)  # no chance to commit anything on the way out
-        a.wait(10)
+        if a.poll() is None:
+            a.kill()
+            a.wait(10)
         a_reader.join(10)
         a.stderr.close()  # type: ignore[union-attr]
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)

@@ -8,8 +8,10 @@ address of its own (a CIP tag "tag:Setpoint[1]", an OPC UA node "node:ns=2;i=4",
 "analog-value" object's instance). Process values come from what the decoders carry: Modbus
 registers/coils (requests and paired responses), DNP3 points, IEC 104 information objects
 (monitor direction and set-points/commands), S7 items (words of the data read or written), CIP
-tag reads/writes (typed data), BACnet present-value reads/writes and numeric MQTT payloads (per
-topic; topics and subscription filters are MQTT's addresses). OPC UA events carry no values.
+tag reads/writes (typed data), BACnet present-value reads/writes, numeric MQTT payloads (per
+topic; topics and subscription filters are MQTT's addresses) and MMS simple data (per variable
+named: "var:DOMAIN/ITEM" is an address of its own; written values, read responses, reports).
+OPC UA events carry no values.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ BINARY_TABLES = frozenset({
 
 
 def is_binary(table: str) -> bool:
-    return table in BINARY_TABLES or table.startswith("bool:")
+    return table in BINARY_TABLES or table.startswith(("bool:", "bits:"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +212,29 @@ def _targets(dataset: str, p: Any) -> list[Target]:
             out.append((f"topic:{p.topic}", 0, 0))
         for t in p.topics or ():
             out.append((f"filter:{t.topic}", 0, 0))
+    elif dataset == "mms":
+        out.extend(_mms_targets(p))
     return out
+
+
+def _mms_name(p: Any, name: str) -> str:
+    return f"list:{name}" if name == p.variable_list_name else f"var:{name}"
+
+
+def _mms_targets(p: Any) -> list[Target]:
+    """Every object an MMS request names is an address of its own (like a CIP tag): a variable
+    "var:DOMAIN/ITEM" (IEC 61850: logical device / LN$FC$DO$DA), a data set "list:…", a file, a
+    program invocation, or, for a service that names only a domain (name lists, uploads), the domain."""
+    if p.object_names:
+        return [(_mms_name(p, n), 0, 0) for n in p.object_names]
+    if p.file_name:
+        return [(f"file:{p.file_name}", 0, 0)]
+    if p.program_invocation:
+        return [(f"program:{p.program_invocation}", 0, 0)]
+    if p.domain_id:
+        what = f"{p.object_class}@" if p.object_class else ""
+        return [(f"domain:{what}{p.domain_id}", 0, 0)]
+    return []
 
 
 def point_values(e: Event, m: Message, request_of: dict[Any, Any]) -> list[tuple[Point, float]]:
@@ -381,6 +405,29 @@ def _bacnet_values(e: Event, m: Message) -> list[tuple[Point, float]]:
     return [((m.link[1], "bacnet", None, p.object_type_name, p.instance_number or 0), v)]
 
 
+def _mms_values(e: Event, m: Message) -> list[tuple[Point, float]]:
+    """Simple values of write requests and of read responses / information reports, one point per
+    variable named (a response carries its request's names, paired by the decoder on the invoke id).
+    Data sets (named variable lists) are skipped: their members are not named on the wire."""
+    p = e.mms
+    if p is None or not p.data or not p.object_names or p.variable_list_name is not None:
+        return []
+    if p.service == "write":
+        if not m.request:
+            return []
+    elif p.service not in ("read", "informationReport") or m.request and p.service == "read":
+        return []
+    if len(p.data) != len(p.object_names):
+        return []
+    out: list[tuple[Point, float]] = []
+    for name, d in zip(p.object_names, p.data):
+        if d.value is None:
+            continue
+        table = {"boolean": "bool:", "bit-string": "bits:"}.get(d.type, "var:") + name
+        out.append(((m.link[1], "mms", None, table, 0), float(d.value)))
+    return out
+
+
 def _mqtt_values(e: Event, m: Message) -> list[tuple[Point, float]]:
     p = e.mqtt
     if p is None or p.message_type_name != "publish" or not m.request or not p.topic or p.payload_encoding != "utf8":
@@ -390,5 +437,5 @@ def _mqtt_values(e: Event, m: Message) -> list[tuple[Point, float]]:
     return [((m.link[1], "mqtt", None, f"topic:{p.topic}", 0), float(p.payload.strip()))]
 
 
-_VALUES = {"mqtt": _mqtt_values, "dnp3": _dnp3_values, "iec104": _iec104_values, "enip": _cip_values, "s7comm": _s7_values,
+_VALUES = {"mms": _mms_values, "mqtt": _mqtt_values, "dnp3": _dnp3_values, "iec104": _iec104_values, "enip": _cip_values, "s7comm": _s7_values,
            "bacnet": _bacnet_values}

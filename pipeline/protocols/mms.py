@@ -5,6 +5,15 @@ from __future__ import annotations
 from .base import Fields
 
 
+class MmsData(Fields):
+    """One MMS Data value (a write request's listOfData, a read response's or report's access results), in order."""
+
+    type: str  # boolean, bit-string, integer, unsigned, floating-point, octet-string, visible-string, utc-time, structure, array, ... ; "failure" for a failed access result
+    value: int | float | None = None  # simple types: boolean 0/1, bit-string as an unsigned integer (first bit most significant), integer, unsigned, floating-point
+    bits: int | None = None  # bit-string: number of bits
+    error: str | None = None  # failure: the DataAccessError (object-access-denied, ...)
+
+
 class Mms(Fields):
     # ---- ISO transport (COTP CR/CC/DR/DC/ER of an MMS connection, action connect/disconnect, no MMS PDU)
     cotp_pdu_code: int | None = None  # 0x0e CR, 0x0d CC, 0x08 DR, 0x0c DC, 0x07 ER
@@ -44,6 +53,7 @@ class Mms(Fields):
     variable_list_name: str | None = None  # named variable list (IEC 61850 data set)
     addressed: bool | None = None  # a variable given by address rather than name
     data_count: int | None = None  # write request: values written
+    data: list[MmsData] | None = None  # write request: the values written; read response, information report: the access results (first 32, in order)
     success_count: int | None = None  # read/write response, information report: results that succeeded
     failure_count: int | None = None  # ... and failed
     data_access_error: str | None = None  # the first failure: object-access-denied, object-non-existent, ...

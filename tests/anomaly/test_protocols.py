@@ -96,6 +96,22 @@ def test_mqtt_topics_and_numeric_payloads() -> None:
     assert not [p for p in v if p[3] == "topic:plant/line1/pump/cmd"]  # "start"/"stop" are not numbers
 
 
+def test_mms_variables_and_values() -> None:
+    """IEC 61850 MMS (libiec61850): every variable named is an address of its own; written values and
+    read responses (paired with their request's names by the decoder) are points per variable."""
+    t, v = targets_and_values(plant("mms"))
+    ied1, ied2, dom = "10.10.1.101", "10.10.1.102", "QNIEDPROT"
+    assert ("read", f"var:{dom}/MMXU1$MX$TotW$mag$f") in t and ("write", f"var:{dom}/PTOC1$SP$StrVal$setMag$f") in t
+    assert ("write", f"var:{dom}/XCBR1$CO$Pos$Oper") in t  # a control (operate) names its object
+    assert ("file_delete", "file:COMTRADE/fault_0001.cfg") in t
+    assert any(space.startswith("domain:") for _f, space in t)  # getNameList names only a domain
+    totw = v[(ied1, "mms", None, f"var:{dom}/MMXU1$MX$TotW$mag$f", 0)]
+    assert len(totw) > 10 and all(700.0 < x < 1300.0 for x in totw) and len(set(totw)) > 10  # a drifting measurement
+    assert v[(ied1, "mms", None, f"var:{dom}/PTOC1$SP$StrVal$setMag$f", 0)] == [120.0, 125.0, 9999.0]  # read, written, attack
+    assert set(v[(ied2, "mms", None, f"bits:{dom}/XCBR1$ST$Pos$stVal", 0)]) == {0.0}  # Dbpos intermediate, 2-bit string
+    assert not [p for p in v if "$Oper" in p[3] or p[3].endswith("$TotW")]  # structures carry no simple value
+
+
 def test_dnp3_groups_and_points(corpus: Path) -> None:
     trace = corpus / "icsnpp-dnp3" / "traces" / "dnp3_example.pcap"
     if not trace.exists():
@@ -106,7 +122,7 @@ def test_dnp3_groups_and_points(corpus: Path) -> None:
     assert any(p[3] == "g40" for p in v) and any(p[3] == "g10" for p in v)
 
 
-@pytest.mark.parametrize("proto", ["iec104", "s7comm", "enip", "opcua", "bacnet", "mqtt"])
+@pytest.mark.parametrize("proto", ["iec104", "s7comm", "enip", "opcua", "bacnet", "mqtt", "mms"])
 def test_learned_per_protocol_and_a_new_target_alerts(proto: str) -> None:
     """Learn a capture's first requests of each link; any later request outside them alerts with its space."""
     evs = plant(proto)
@@ -127,7 +143,7 @@ def test_learned_per_protocol_and_a_new_target_alerts(proto: str) -> None:
 
 def test_engine_runs_every_protocol_capture() -> None:
     """No protocol's events break the engine (learn the first half, protect the rest)."""
-    for proto in ("iec104", "s7comm", "enip", "opcua", "bacnet", "mqtt", "modbus"):
+    for proto in ("iec104", "s7comm", "enip", "opcua", "bacnet", "mqtt", "mms", "modbus"):
         evs = plant(proto)
         span = max(e.timestamp for e in evs) - min(e.timestamp for e in evs)
         eng = AnomalyEngine("site", learn_first=span / 2)

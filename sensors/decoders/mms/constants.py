@@ -143,6 +143,12 @@ OBJECT_CLASSES: Final[dict[int, str]] = {
     5: "eventCondition", 6: "eventAction", 7: "eventEnrollment", 8: "journal", 9: "domain",
     10: "programInvocation", 11: "operatorStation", 12: "dataExchange", 13: "accessControlList",
 }  # fmt: skip
+# Data CHOICE (ISO 9506-2 / IEC 61850-8-1): context tag -> name
+DATA_TYPES: Final[dict[int, str]] = {
+    1: "array", 2: "structure", 3: "boolean", 4: "bit-string", 5: "integer", 6: "unsigned", 7: "floating-point",
+    9: "octet-string", 10: "visible-string", 11: "generalized-time", 12: "binary-time", 13: "bcd", 14: "boolean-array",
+    15: "object-id", 16: "mms-string", 17: "utc-time",
+}
 DATA_ACCESS_ERRORS: Final[dict[int, str]] = {
     0: "object-invalidated", 1: "hardware-fault", 2: "temporarily-unavailable", 3: "object-access-denied",
     4: "object-undefined", 5: "invalid-address", 6: "type-unsupported", 7: "type-inconsistent",

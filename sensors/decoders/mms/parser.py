@@ -13,6 +13,8 @@ A layer that does not fit its layout is decoded as far as it goes and flagged (`
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from .constants import (
     AARE_RESULTS,
     ACSE_APDUS,
     DATA_ACCESS_ERRORS,
+    DATA_TYPES,
     ERROR_CLASSES,
     MAX_NAMES,
     OBJECT_CLASSES,
@@ -311,15 +314,47 @@ def _access(t: Tlv, f: dict[str, Any], results_tag: int) -> None:
 
 def _results(t: Tlv, f: dict[str, Any]) -> None:
     ok = bad = 0
+    data = []
     for r in children(t):
         if r.ctx(0, False):
             bad += 1
             code = _int(r)
-            if code is not None and "data_access_error" not in f:
-                f["data_access_error"] = DATA_ACCESS_ERRORS.get(code, f"unknown_{code}")
+            err = DATA_ACCESS_ERRORS.get(code, f"unknown_{code}") if code is not None else None
+            if err is not None and "data_access_error" not in f:
+                f["data_access_error"] = err
+            d: dict[str, Any] = {"type": "failure"}
+            if err is not None:
+                d["error"] = err
+            data.append(d)
         else:
             ok += 1
+            data.append(_data(r))
     f["success_count"], f["failure_count"] = ok, bad
+    if data:
+        f["data"] = data[:MAX_NAMES]
+
+
+def _data(t: Tlv) -> dict[str, Any]:
+    """One Data value: its type and, for the simple types, the value (a process value for the detectors)."""
+    name = DATA_TYPES.get(t.tag, f"unknown_{t.tag}") if t.cls == CONTEXT else f"unknown_{t.cls:02x}_{t.tag}"
+    d: dict[str, Any] = {"type": name}
+    if t.constructed or t.cls != CONTEXT:
+        return d
+    v = t.value
+    if t.tag == 3 and len(v) == 1:  # boolean
+        d["value"] = 1 if v[0] else 0
+    elif t.tag == 4 and 1 <= len(v) <= 9 and v[0] < 8:  # bit-string: unused-bits octet, then the bits
+        n = (len(v) - 1) * 8 - v[0]
+        if n >= 0:
+            d["bits"] = n
+            d["value"] = int.from_bytes(v[1:], "big") >> v[0] if n else 0
+    elif t.tag in (5, 6) and 1 <= len(v) <= 8:  # integer / unsigned
+        d["value"] = int.from_bytes(v, "big", signed=t.tag == 5)
+    elif t.tag == 7 and len(v) in (5, 9):  # floating-point: exponent width octet, then IEEE 754 single / double
+        (x,) = struct.unpack(">f" if len(v) == 5 else ">d", v[1:])
+        if math.isfinite(x):
+            d["value"] = float(f"{x:.7g}") if len(v) == 5 else x
+    return d
 
 
 def _strings(t: Tlv) -> list[str]:
@@ -352,7 +387,10 @@ def _request(s: int, t: Tlv, f: dict[str, Any]) -> None:
             _var_spec(kids[0], f)
             for c in kids[1:]:
                 if c.ctx(0, True):
-                    f["data_count"] = len(children(c))
+                    items = children(c)
+                    f["data_count"] = len(items)
+                    if items:
+                        f["data"] = [_data(d) for d in items[:MAX_NAMES]]
     elif s == 6:  # getVariableAccessAttributes: name [0] ObjectName | address [1]
         for c in kids[:1]:
             if c.ctx(0, True):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.protocols.mms import Mms
+from pipeline.protocols.mms import Mms, MmsData
 from pipeline.schema import Anomaly, Event
 
 from ..base import Direction, FrameMeta, make_event
@@ -111,6 +111,8 @@ class MmsSession:
                 f["request_frame"] = req.frame
         if f.get("acse_result") not in (None, "accepted"):
             outcome = "failure"
+        if f.get("data"):
+            f["data"] = [MmsData(**d) for d in f["data"]]
         mms = Mms(**{k: v for k, v in f.items() if v is not None})
         out.append(make_event(meta, direction, dataset=DATASET, seq=self.next_seq(meta), action=action, outcome=outcome, duration=duration, mms=mms))
         if unsolicited:

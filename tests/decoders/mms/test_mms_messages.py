@@ -55,6 +55,8 @@ def test_request_and_response_are_paired(driver: Driver) -> None:
     assert a.mms is not None and a.mms.request_frame == 1 and a.event.action == "read"
     assert (a.mms.success_count, a.mms.failure_count, a.mms.data_access_error) == (1, 1, "object-non-existent")
     assert a.mms.domain_id == "LD0" and a.mms.item_id == "MMXU1$MX$TotW"  # carried from the request
+    assert a.mms.data is not None and [(d.type, d.value, d.error) for d in a.mms.data] == [
+        ("floating-point", 0.0, None), ("failure", None, "object-non-existent")]
     assert a.source is not None and a.source.ip == "10.0.0.2"
 
 
@@ -106,3 +108,37 @@ def test_association_names_the_applications(decoded: Callable[[str], list[Event]
     assert (aarq.application_context, aarq.calling_ap_title, aarq.called_ap_title, aarq.calling_ae_qualifier) == ("1.0.9506.2.3", "1.1.1.999", "1.1.1.999.1", 12)
     assert aarq.authenticated is False and aarq.authentication_mechanism is None  # an unauthenticated association
     assert (aare.responding_ap_title, aare.acse_result) == ("1.1.1.999.1", "accepted")
+
+
+def test_write_request_carries_the_values_written() -> None:
+    # write: spec listOfVariable {LD0/PTOC1$SP$StrVal$setMag$f}, listOfData [0] { floating-point 124.9 }
+    read = _read_request(b"LD0", b"PTOC1$SP$StrVal$setMag$f", 9)
+    spec = read[read.index(b"\xa0", 5):]  # the listOfVariable [0] inside the read's specification
+    data = b"\xa0\x07\x87\x05\x08" + bytes.fromhex("42f9cccd")  # [7] exponent width 8, IEEE single 124.9
+    svc = b"\xa5" + bytes([len(spec) + len(data)]) + spec + data
+    body = b"\x02\x01\x09" + svc
+    f = parse_mms(b"\xa0" + bytes([len(body)]) + body).f
+    assert (f["service"], f["item_id"], f["data_count"]) == ("write", "PTOC1$SP$StrVal$setMag$f", 1)
+    assert f["data"] == [{"type": "floating-point", "value": 124.9}]
+
+
+def test_read_response_simple_values() -> None:
+    results = bytes.fromhex(
+        "84020640"  # bit-string, 6 unused bits, 01: Dbpos off (1)
+        "830101"  # boolean true
+        "8501fe"  # integer -2
+        "860200c8"  # unsigned 200
+        "8709" + "0b" + "4059000000000000"  # floating-point, double 100.0
+        "8a03414243"  # visible-string: a type, no value
+        "a2038301" "00"  # structure { boolean false }: a type only
+    )
+    lar = b"\xa1" + bytes([len(results)]) + results
+    svc = b"\xa4" + bytes([len(lar)]) + lar
+    body = b"\x02\x01\x05" + svc
+    f = parse_mms(b"\xa1" + bytes([len(body)]) + body).f
+    assert f["success_count"] == 7 and f["failure_count"] == 0
+    assert f["data"] == [
+        {"type": "bit-string", "bits": 2, "value": 1}, {"type": "boolean", "value": 1}, {"type": "integer", "value": -2},
+        {"type": "unsigned", "value": 200}, {"type": "floating-point", "value": 100.0}, {"type": "visible-string"},
+        {"type": "structure"},
+    ]

@@ -22,6 +22,7 @@ from pipeline.schema import Event
 
 from ..engine import AlertFactory
 from . import rules as R
+from .bindings import BindingDetector
 from .detectors import DETECTORS, AnomalyDetector, State
 from .features import message_of
 from .model import ModelTrainer, SiteModel, current_version, load_model
@@ -96,7 +97,7 @@ class AnomalyEngine:
         self.model_dir = model_dir
         self.method = method
         self.margin = margin
-        self.enabled = tuple(enabled) if enabled is not None else (*DETECTORS, R.MULTIVARIATE.id)
+        self.enabled = tuple(enabled) if enabled is not None else (*DETECTORS, R.MAC_BINDING.id, R.MULTIVARIATE.id)
         self.on_learned = on_learned
         self.factory = AlertFactory(site)
         self._lock = threading.RLock()
@@ -140,6 +141,8 @@ class AnomalyEngine:
                 for rid in self.enabled:
                     if rid == R.MULTIVARIATE.id:
                         self.detectors.append(MultivariateDetector(model, self.factory))
+                    elif rid == R.MAC_BINDING.id:
+                        self.detectors.append(BindingDetector(model.baseline, self.factory, model.bindings))
                     else:
                         self.detectors.append(DETECTORS[rid](model.baseline, self.factory))
                     self.states[rid] = State()
@@ -147,6 +150,8 @@ class AnomalyEngine:
                 d.baseline = model.baseline
                 if isinstance(d, MultivariateDetector):
                     d.model = model
+                elif isinstance(d, BindingDetector):
+                    d.bindings = model.bindings
 
     def reload_if_changed(self) -> bool:
         """Swap in the model directory's current version if it changed since loaded. True when swapped."""
@@ -207,10 +212,15 @@ class AnomalyEngine:
             self._last_tick = t
             for d in self.detectors:
                 out.extend(d.tick(t, self.states[d.rule.id]))
+        for d in self.detectors:
+            if isinstance(d, BindingDetector):  # link-layer evidence: ARP and flow records too, not only protocol messages
+                out.extend(d.on_frame(event, self.states[d.rule.id]))
         m = message_of(event)
         if m is not None:
             for d in self.detectors:
                 st = self.states[d.rule.id]
+                if isinstance(d, BindingDetector):
+                    continue
                 if isinstance(d, MultivariateDetector):
                     out.extend(d.window_event(event, st))
                 else:

@@ -26,11 +26,13 @@ from typing import Any
 from pipeline.schema import Event
 
 from .baseline import Baseline, Learner
+from .bindings import BindingLearner, Bindings
 from .exceptions import ModelError, SiteMismatchError
 from .features import message_of
 from .multivariate import DEFAULT_METHOD, FEATURES, MARGIN, Scorer, TrainingSet, Windower
 
-FORMAT = 2  # 2: address ranges per address space (every protocol), float process values
+FORMAT = 3  # 3: IP↔MAC bindings; 2: address ranges per address space (every protocol), float process values
+READABLE = (2, 3)  # a format-2 model loads with bindings None (its binding detector stays silent until retrained)
 KEEP_VERSIONS = 3
 
 
@@ -42,6 +44,7 @@ class SiteModel:
     training: TrainingSet
     method: str = DEFAULT_METHOD
     relearned: list[dict[str, str]] = field(default_factory=list)
+    bindings: Bindings | None = None  # None: learned before format 3
 
     @property
     def start(self) -> dt.datetime:
@@ -64,6 +67,7 @@ class SiteModel:
             "multivariate": {"method": self.method, "threshold": self.scorer.threshold,
                              "training_windows": self.scorer.train_rows},
             "baseline": self.baseline.summary(),
+            **({"bindings": self.bindings.summary()} if self.bindings is not None else {}),
             "relearned": self.relearned,
             "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                          "numpy": numpy.__version__, "joblib": joblib.__version__},
@@ -86,7 +90,7 @@ class SiteModel:
         scorer = Scorer(self.method, self.scorer.margin).fit(training.matrix())
         note = {"client": client, "server": server, "start": fresh.start.isoformat(), "end": fresh.end.isoformat(),
                 "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        return SiteModel(self.site, baseline, scorer, training, self.method, [*self.relearned, note])
+        return SiteModel(self.site, baseline, scorer, training, self.method, [*self.relearned, note], self.bindings)
 
 
 class ModelTrainer:
@@ -97,8 +101,10 @@ class ModelTrainer:
         self.learner = Learner(site)
         self.windows = Windower()
         self.training = TrainingSet()
+        self.bindings = BindingLearner()
 
     def observe(self, e: Event) -> None:
+        self.bindings.observe(e)  # every event: ARP and flow records carry bindings too
         m = message_of(e)
         if m is None:
             return
@@ -111,7 +117,7 @@ class ModelTrainer:
         self.windows.drop()
         baseline = self.learner.fit()
         scorer = Scorer(method, MARGIN if margin is None else margin).fit(self.training.matrix())
-        return SiteModel(self.site, baseline, scorer, self.training, method)
+        return SiteModel(self.site, baseline, scorer, self.training, method, bindings=self.bindings.fit())
 
 
 def train(site: str, events: Any, method: str = DEFAULT_METHOD, margin: float | None = None) -> SiteModel:
@@ -192,8 +198,8 @@ def load_model(directory: str | os.PathLike[str], site: str | None = None) -> tu
 
     meta = read_metadata(directory)
     version = Path(directory) / meta["version"]
-    if meta.get("format") != FORMAT:
-        raise ModelError(f"{version}: model format {meta.get('format')} is not this version's {FORMAT}; "
+    if meta.get("format") not in READABLE:
+        raise ModelError(f"{version}: model format {meta.get('format')} is not one this version reads {READABLE}; "
                          f"retrain it with `qinling learn`")
     if site is not None and meta.get("site") != site:
         raise SiteMismatchError(str(version), str(meta.get("site")), site)

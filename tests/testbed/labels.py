@@ -1,8 +1,11 @@
 """Frame labels for a capture: which frames belong to which scenario step.
 
 A frame belongs to an attack step when it is TCP or UDP and one of its endpoints
-is a client (ip, port) that the step's host agent reported (``connect`` events).
-Every other frame (HMI/engineering polling, ARP, ...) is ``normal_polling``.
+is a client (ip, port) that the step's host agent reported (``connect`` events),
+or, for a layer-2 step (an adversary-in-the-middle poisoning ARP caches), when its
+Ethernet source or destination is a MAC address the agent reported (``mac``
+events): the poisoned replies it sent, and every frame the victims sent to it or
+it relayed. Every other frame (HMI/engineering polling, ARP, ...) is ``normal_polling``.
 """
 
 from __future__ import annotations
@@ -89,14 +92,19 @@ def assign_frames(pcap: Path, steps: dict[str, dict[str, Any]],
     from scapy.layers.inet import IP, TCP, UDP
     from scapy.utils import PcapReader
 
+    from scapy.layers.l2 import Ether
+
     owner: dict[tuple[str, int], str] = {}
+    mac_owner: dict[str, str] = {}
     for name, st in steps.items():
         for cip, cport in st["locals"]:
             owner[(cip, int(cport))] = name
+        for mac in st.get("macs", ()):
+            mac_owner[mac.lower()] = name
     frames: dict[str, list[int]] = {NORMAL: []}
     for name in steps:
         frames[name] = []
-    stats: dict[str, Any] = {"by_time_window": 0, "modbus_from": Counter()}
+    stats: dict[str, Any] = {"by_time_window": 0, "by_mac": 0, "modbus_from": Counter()}
     n = 0
     with PcapReader(str(pcap)) as reader:
         for n, pkt in enumerate(reader, start=1):
@@ -107,6 +115,8 @@ def assign_frames(pcap: Path, steps: dict[str, dict[str, Any]],
                 step = (owner.get((ip.src, int(tcp.sport)))
                         or owner.get((ip.dst, int(tcp.dport)))
                         or NORMAL)
+                if step == NORMAL and mac_owner:
+                    step = _by_mac(pkt, Ether, mac_owner, stats)
                 if step == NORMAL and (ip.src in attacker_ips or ip.dst in attacker_ips):
                     # A connection the agent did not report (should not happen):
                     # fall back to the step whose time window holds the frame.
@@ -118,6 +128,8 @@ def assign_frames(pcap: Path, steps: dict[str, dict[str, Any]],
                             break
                 if len(tcp.payload) and port in (int(tcp.dport), int(tcp.sport)):
                     stats["modbus_from"][ip.src] += 1
+            elif mac_owner and (claimed := _by_mac(pkt, Ether, mac_owner, stats)) != NORMAL:
+                step = claimed
             elif IP in pkt and attacker_ips & {pkt[IP].src, pkt[IP].dst}:
                 # ICMP about an attack datagram (port unreachable after a UDP sweep, ...).
                 t = float(pkt.time)
@@ -129,6 +141,18 @@ def assign_frames(pcap: Path, steps: dict[str, dict[str, Any]],
             frames[step].append(n)
     stats["modbus_from"] = dict(stats["modbus_from"])
     return frames, n, stats
+
+
+def _by_mac(pkt: Any, ether: Any, mac_owner: dict[str, str], stats: dict[str, Any]) -> str:
+    """The step owning the frame's Ethernet source or destination MAC, else NORMAL."""
+    if ether not in pkt:
+        return NORMAL
+    eth = pkt[ether]
+    step = mac_owner.get(str(eth.src).lower()) or mac_owner.get(str(eth.dst).lower())
+    if step is None:
+        return NORMAL
+    stats["by_mac"] += 1
+    return step
 
 
 def _observed(actions: list[dict[str, Any]]) -> str:
@@ -204,6 +228,7 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
             "host": a["host"],
             "target": a["target"],
             "connections": conns,
+            **({"macs": st["macs"]} if st.get("macs") else {}),
             "observed": _observed(st.get("actions", [])),
         })
     if dropped:
@@ -225,6 +250,7 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
         **({} if stack == "modbus" else {"stack": stack, "transport": record.get("transport")}),
         f"{stack}_payload_frames_by_src": dict(sorted(stats["modbus_from"].items())),
         "frames_assigned_by_time_window": stats["by_time_window"],
+        **({"frames_assigned_by_mac": stats["by_mac"]} if stats["by_mac"] else {}),
         "rule_pack_ids_known": sorted(rules),
         **({"expect_rules_note": "loopback fallback capture: addresses and port are not the "
                                  "plant's, so no rule expectations"} if record["fallback"] else {}),

@@ -114,6 +114,10 @@ class Agent:
         for t in self._threads:
             t.join(timeout=2.0)
 
+    def macs(self) -> list[str]:
+        """Link addresses a layer-2 step's agent reported (``mac`` events): its frames are claimed by MAC."""
+        return sorted({str(e["mac"]).lower() for e in self.events if e.get("event") == "mac"})
+
     def locals(self) -> list[tuple[str, int]]:
         return [(e["local"][0], int(e["local"][1])) for e in self.events
                 if e.get("event") == "connect"]
@@ -194,7 +198,7 @@ class Runner:
             log(f"step {item['name']} did not finish in {timeout}s; stopping it")
         agent.stop()
         errors = [e for e in agent.events if e.get("event") == "action" and not e.get("ok")]
-        if agent.proc.returncode not in (0, None) or not agent.locals():
+        if agent.proc.returncode not in (0, None) or not (agent.locals() or agent.macs()):
             log(f"step {item['name']}: rc={agent.proc.returncode} stderr={agent.stderr[-5:]}")
         if errors:
             log(f"step {item['name']}: {len(errors)} client errors, e.g. {errors[0].get('error')}")
@@ -283,7 +287,9 @@ class Runner:
             for idx, (at, kind, item) in enumerate(timeline):
                 self._wait_until(at)
                 log(f"t+{time.time() - self.t0:5.1f}s {kind:6s} {item['name']}")
-                agent = self._run_client(item, 100 + idx)
+                # A step that runs for a set time (an AitM's `seconds`) gets that long on top.
+                busy = sum(float(a.get("seconds", 0.0)) for a in item["actions"])
+                agent = self._run_client(item, 100 + idx, timeout=30.0 + busy)
                 self.step_agents.setdefault(item["name"], []).append(agent)
 
             end_rel = (timeline[-1][0] if timeline and sc["attacks"] else float(sc["lead_in"]))
@@ -322,6 +328,7 @@ class Runner:
             steps[name] = {
                 "host": agents[0].role,
                 "locals": sorted({loc for a in agents for loc in a.locals()}),
+                "macs": sorted({m for a in agents for m in a.macs()}),
                 "t_start": min(starts) if starts else None,
                 "t_end": max(ends) if ends else None,
                 "actions": actions,

@@ -115,6 +115,7 @@ def _is_host(ip: str) -> bool:
     return not (a.version == 4 and (str(a) == "255.255.255.255" or str(a).endswith(".255")))
 
 
+@functools.lru_cache(maxsize=65536)
 def _ip_order(ip: str) -> tuple[int, Any]:
     try:
         a = ipaddress.ip_address(ip)
@@ -164,8 +165,10 @@ class AssetTracker:
         rec = self._assets.get((org, ip))
         if rec is None:
             rec = self._assets[(org, ip)] = _Record(org, ip, t, t)
-        else:
-            rec.seen(t)
+        elif t > rec.last_seen:  # rec.seen(t), inlined: called twice per event
+            rec.last_seen = t
+        elif t < rec.first_seen:
+            rec.first_seen = t
         return rec
 
     def observe(self, e: Event) -> None:
@@ -195,8 +198,11 @@ class AssetTracker:
             if rec is None or ep is None:
                 continue
             rec.events += 1
-            if ep.mac and ep.mac.lower() not in _ZERO_MACS:
-                rec.mac = ep.mac.lower()
+            mac = ep.mac
+            if mac:
+                mac = mac.lower()
+                if mac not in _ZERO_MACS:
+                    rec.mac = mac
             if protocol:
                 rec.protocols.add(protocol)
         if s is not None and d is not None:
@@ -270,7 +276,10 @@ class AssetTracker:
         if action in READS:
             b.reads += 1
             if d is not None:
-                b.polls.setdefault(d.ip, Poll()).add(e.timestamp.timestamp())
+                poll = b.polls.get(d.ip)
+                if poll is None:
+                    poll = b.polls[d.ip] = Poll()
+                poll.add(e.timestamp.timestamp())
         elif action in WRITES:
             b.writes += 1
             if d is not None:

@@ -21,6 +21,7 @@ Semantics (time is always the events' `@timestamp`, so a pcap replayed twice giv
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 from abc import ABC, abstractmethod
@@ -97,6 +98,7 @@ def trigger_of(e: Event, distinct: Any = None) -> Trigger:
     return Trigger(e.timestamp, e.evidence.frame if e.evidence is not None else None, _event_id(e), distinct, _ips(e))
 
 
+@functools.lru_cache(maxsize=65536)
 def _ip_order(ip: str) -> tuple[int, Any]:
     try:
         a = ipaddress.ip_address(ip)
@@ -336,11 +338,15 @@ class Suppressor:
         self.key = key_getter(sp.by)
 
     def allow(self, event: Event, alert: Event, state: State) -> bool:
+        return self.allow_at(event, alert.timestamp, state)
+
+    def allow_at(self, event: Event, t: dt.datetime, state: State) -> bool:
+        """`allow` for an alert stamped `t`, decided before the alert is built."""
         key = self.key(event)
         last: dt.datetime | None = state.keys.get(key)
-        if last is not None and alert.timestamp - last < self.window:
+        if last is not None and t - last < self.window:
             return False
-        state.keys[key] = alert.timestamp
+        state.keys[key] = t
         return True
 
     def expire(self, now: dt.datetime, state: State) -> None:
@@ -353,7 +359,7 @@ class Suppressor:
 
 
 class _Slot:
-    __slots__ = ("compiled", "detector", "state", "suppressor", "suppress_state")
+    __slots__ = ("compiled", "detector", "state", "suppressor", "suppress_state", "suppress_first")
 
     def __init__(self, compiled: CompiledRule, detector: Detector, state: State, suppressor: Suppressor | None) -> None:
         self.compiled = compiled
@@ -361,6 +367,9 @@ class _Slot:
         self.state = state
         self.suppressor = suppressor
         self.suppress_state = State(state.clock)
+        # A match rule's alert is stamped with its one event's time and the detector keeps no state,
+        # so suppression can be decided before the alert is built (most of them would be dropped).
+        self.suppress_first = suppressor is not None and type(detector) is MatchDetector
 
 
 class DetectionEngine:
@@ -413,6 +422,14 @@ class DetectionEngine:
         out: list[Event] = []
         for slot in self._slots_for(event.event.dataset):
             if not slot.compiled.dispatched(event):
+                continue
+            if slot.suppress_first:
+                rid = slot.compiled.rule.id
+                if slot.suppressor.allow_at(event, event.timestamp, slot.suppress_state):  # type: ignore[union-attr]
+                    self.alerts[rid] += 1
+                    out.extend(slot.detector.on_event(event, slot.state))
+                else:
+                    self.suppressed[rid] += 1
                 continue
             for alert in slot.detector.on_event(event, slot.state):
                 if self._admit(slot, event, alert):

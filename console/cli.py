@@ -65,7 +65,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         batch: list[schema.Event] = []
         captures = _check_captures(args.pcaps)
         for ev in decode_files(captures, settings, summary, progress=args.progress and args.out not in (None, "-"), ports=_ports(args.port),
-                               engine=args.engine):
+                               engine=args.engine, workers=_workers(args)):
             batch.append(ev)
             if len(batch) >= 1000:
                 out.write(schema.encode_many(batch))
@@ -73,6 +73,19 @@ def cmd_decode(args: argparse.Namespace) -> int:
         out.write(schema.encode_many(batch))
     print(summary.table(), file=sys.stderr)
     return 0 if not summary.warnings else 3
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """`--workers N|auto`: decoding processes for one capture (1: in this process; 0 or auto: one per CPU)."""
+    from sensors.parallel import resolve_workers
+
+    try:
+        n = resolve_workers(args.workers)
+    except ValueError:
+        raise SystemExit(f"qinling: --workers {args.workers!r}: give a number of processes, or 0 / auto for one per CPU") from None
+    if n > 1 and args.engine != "native":
+        raise SystemExit("qinling: --workers applies to the native engine; tshark runs as its own process")
+    return n
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -271,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(d, store=False)
     d.add_argument("--engine", choices=("native", "tshark"), default="native",
                    help="native decoders (default) or tshark: any protocol tshark dissects, slower (docs/protocols/tshark.md)")
+    d.add_argument("--workers", default="1", metavar="N",
+                   help="decode each capture in N processes, frames sharded by flow; the same events in the same order "
+                        "(default 1: this process; 0 or auto: one per CPU)")
     d.set_defaults(func=cmd_decode)
 
     r = sub.add_parser("replay", help="decode captures, run detection, store and print alerts")

@@ -207,12 +207,14 @@ def decode_files(
     ports: Mapping[str, Sequence[int]] | None = None,
     engine: str = "native",
     remap: Mapping[str, Mapping[str, str]] | None = None,
+    workers: int = 1,
 ) -> Iterator[Event]:
     """Every event of every capture, in order, with per-file counts and warnings in `summary`.
 
     `engine`: "native" (our decoders, the default) or "tshark" (sensors.tshark_engine: any protocol tshark dissects).
-    `remap`: capture path -> IPv4 /16 prefixes its addresses move to (native engine; see sensors.engine.Sensor)."""
-    from sensors.engine import DecodeReport, decode_file
+    `remap`: capture path -> IPv4 /16 prefixes its addresses move to (native engine; see sensors.engine.Sensor).
+    `workers` > 1: the native engine in that many processes (sensors.parallel), the same events in the same order."""
+    from sensors.engine import DecodeReport
     from sensors.exceptions import SensorError
 
     reg = registry(ports)
@@ -234,9 +236,11 @@ def decode_files(
                     events = decode_file_tshark(path, organization_id=settings.organization_id, observer_id=settings.observer_id,
                                                 on_progress=on_progress, report=report)
                 else:
-                    events = decode_file(path, registry=reg, organization_id=settings.organization_id,
-                                         observer_id=settings.observer_id, on_progress=on_progress, report=report,
-                                         remap=(remap or {}).get(str(path)))
+                    from sensors.parallel import decode_parallel  # workers <= 1: decode_file itself
+
+                    events = decode_parallel(path, workers, registry=reg, organization_id=settings.organization_id,
+                                             observer_id=settings.observer_id, on_progress=on_progress, report=report,
+                                             remap=(remap or {}).get(str(path)))
                 for ev in events:
                     counts["events"] += 1
                     summary.events[ev.event.dataset] += 1

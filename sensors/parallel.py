@@ -44,7 +44,7 @@ import msgspec
 from pipeline.schema import Event
 
 from .decoders.base import DecoderSpec
-from .engine import DecodeReport, Sensor, _prefixes, _remap
+from .engine import DecodeReport, Sensor, _remap
 from .exceptions import SensorError
 from .flows import Flow
 from .packet import LATER_FRAGMENT, PROTO_SCTP, PROTO_TCP, PROTO_UDP, parse, parse_l2
@@ -431,7 +431,7 @@ def _work(opts: dict[str, Any], inbox: Any, outbox: Any) -> None:
             if i == nxt:
                 data = blob[off:off + length]
                 off += length
-                events, sweep, own = sensor.step(first + i, ts, linktype, data)
+                events, sweep, own = step(first + i, ts, linktype, data)
                 nxt, linktype, length = next(mine, (-1, 0, 0))
                 if not events:
                     continue

@@ -163,7 +163,9 @@ def _observed(actions: list[dict[str, Any]]) -> str:
             c["client error/timeout"] += 1
             continue
         res = a.get("result", {})
-        if "reply_hex" in res:
+        if "spoofed_replies" in res:  # an AitM step (stacks/aitm.py)
+            c[f"{res['spoofed_replies']} spoofed ARP replies over {res.get('seconds')} s, caches restored"] += 1
+        elif "reply_hex" in res:
             rep = bytes.fromhex(res["reply_hex"])
             if not rep:
                 c["no reply"] += 1

@@ -25,7 +25,7 @@ from . import rules as R
 from .bindings import BindingDetector
 from .detectors import DETECTORS, AnomalyDetector, State
 from .features import message_of
-from .model import ModelTrainer, SiteModel, current_version, load_model
+from .model import ModelTrainer, SiteModel, current_version, load_model, protocol_message
 from .multivariate import DEFAULT_METHOD, Windower
 
 TICK_EVERY = dt.timedelta(seconds=0.5)  # event time between clock ticks (cycle-stopped checks, window closes)
@@ -215,7 +215,7 @@ class AnomalyEngine:
         for d in self.detectors:
             if isinstance(d, BindingDetector):  # link-layer evidence: ARP and flow records too, not only protocol messages
                 out.extend(d.on_frame(event, self.states[d.rule.id]))
-        m = message_of(event)
+        m = protocol_message(event)
         if m is not None:
             for d in self.detectors:
                 st = self.states[d.rule.id]

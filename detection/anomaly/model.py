@@ -28,7 +28,7 @@ from pipeline.schema import Event
 from .baseline import Baseline, Learner
 from .bindings import BindingLearner, Bindings
 from .exceptions import ModelError, SiteMismatchError
-from .features import message_of
+from .features import Message, message_of
 from .multivariate import DEFAULT_METHOD, FEATURES, MARGIN, Scorer, TrainingSet, Windower
 
 FORMAT = 3  # 3: IP↔MAC bindings; 2: address ranges per address space (every protocol), float process values
@@ -93,6 +93,12 @@ class SiteModel:
         return SiteModel(self.site, baseline, scorer, training, self.method, [*self.relearned, note], self.bindings)
 
 
+def protocol_message(e: Event) -> Message | None:
+    """The event's protocol message for the baseline detectors; None for ARP, which only the binding detector
+    judges (an ARP exchange is address resolution between MACs, not a link, function or address of the plant)."""
+    return None if e.arp is not None else message_of(e)
+
+
 class ModelTrainer:
     """Learning phase: baseline learner and multivariate windows fed event by event."""
 
@@ -105,7 +111,7 @@ class ModelTrainer:
 
     def observe(self, e: Event) -> None:
         self.bindings.observe(e)  # every event: ARP and flow records carry bindings too
-        m = message_of(e)
+        m = protocol_message(e)
         if m is None:
             return
         self.learner.observe(e)

@@ -75,7 +75,9 @@ class EmbeddedBus(Bus):
         self._base: dict[str, int] = {}  # offset of each log's first kept record
         self._committed: dict[tuple[str, str], int] = {}
         self._groups: dict[str, set[str]] = {}  # topic -> groups consuming it
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting = 0  # consumers blocked in poll(): only they need waking by an append
 
     def producer(self) -> Producer:
         return _EmbeddedProducer(self)
@@ -84,10 +86,13 @@ class EmbeddedBus(Bus):
         return _EmbeddedConsumer(self, list(topics), group)
 
     def _append(self, topic: str, key: bytes | None, value: bytes) -> None:
-        with self._cond:
-            log = self._logs.setdefault(topic, [])
+        with self._lock:  # the condition's own lock, without Condition.__enter__'s Python frame
+            log = self._logs.get(topic)
+            if log is None:
+                log = self._logs[topic] = []
             log.append(Record(topic, key, value, self._base.get(topic, 0) + len(log)))
-            self._cond.notify_all()
+            if self._waiting:
+                self._cond.notify_all()
 
     def _read(self, topic: str, pos: int, n: int) -> list[Record]:
         base = self._base.get(topic, 0)
@@ -149,7 +154,11 @@ class _EmbeddedConsumer(Consumer):
                 remaining = deadline - time.monotonic()
                 if out or remaining <= 0:
                     return out
-                self._bus._cond.wait(remaining)
+                self._bus._waiting += 1
+                try:
+                    self._bus._cond.wait(remaining)
+                finally:
+                    self._bus._waiting -= 1
 
     def commit(self) -> None:
         with self._bus._cond:

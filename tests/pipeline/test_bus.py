@@ -85,6 +85,32 @@ def test_poll_waits_for_a_record_from_another_thread() -> None:
     assert [r.value for r in got] == [b"late"]
 
 
+def test_an_append_wakes_every_consumer_blocked_in_poll_at_once() -> None:
+    """Appends notify only while someone waits: each waiting poll must still wake on the record, not at its timeout."""
+    import time
+
+    bus = EmbeddedBus()
+    consumers = [bus.consumer([TOPIC_EVENTS], group=g) for g in ("a", "b")]
+    got: dict[int, tuple[list[bytes], float]] = {}
+
+    def wait(i: int) -> None:
+        t0 = time.monotonic()
+        got[i] = ([r.value for r in consumers[i].poll(max_records=5, timeout=30)], time.monotonic() - t0)
+
+    threads = [threading.Thread(target=wait, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while bus._waiting < 2 and time.monotonic() < deadline:  # both blocked in wait()
+        time.sleep(0.01)
+    bus.producer().send(TOPIC_EVENTS, b"x")
+    for t in threads:
+        t.join(timeout=30)
+    assert bus._waiting == 0
+    assert [got[i][0] for i in range(2)] == [[b"x"], [b"x"]]
+    assert max(got[i][1] for i in range(2)) < 10  # woken by the append, far before the 30 s timeout
+
+
 def test_list_sink_exposes_only_flushed_items() -> None:
     s: ListSink[int] = ListSink()
     s.add(1)

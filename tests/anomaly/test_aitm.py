@@ -102,3 +102,30 @@ def test_a_format_2_model_loads_and_its_binding_detector_stays_silent(tmp_path: 
     assert loaded.bindings is None
     alerts = AnomalyEngine(SITE, model=loaded).process_many(protect)
     assert not _binding(alerts)
+
+
+@pytest.mark.netns
+@pytest.mark.slow
+def test_a_fresh_aitm_run_relays_through_the_attacker_and_is_labelled_by_mac(tmp_path: Path) -> None:
+    """The step live (root, namespaces): the victims' traffic really passes the attacker's NIC, and the labeller gives
+    the step exactly the frames to or from the MAC its agent reported."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import ARP, Ether
+    from scapy.utils import rdpcap
+
+    from tests.testbed.fresh import SKIP_REASON, can_run, run_scenario
+    from tests.testbed.labels import expand_ranges
+
+    if not can_run():
+        pytest.skip(SKIP_REASON)
+    run = run_scenario(NAME, tmp_path, [STEP], lead_in=6, timeout=150)
+    step = next(s for s in run.labels["steps"] if s["name"] == STEP)
+    (mac,) = step["macs"]
+    owned = set(expand_ranges(step["frames"]))
+    pkts = rdpcap(str(run.pcap))
+    by_mac = {n for n, p in enumerate(pkts, start=1) if Ether in p and mac in (p[Ether].src, p[Ether].dst)}
+    assert owned == by_mac
+    spoofed = [p for p in pkts if ARP in p and p[ARP].op == 2 and p[ARP].hwsrc == mac and p[ARP].psrc in ("10.10.1.10", "10.10.1.101")]
+    relayed = [p for p in pkts if TCP in p and p[Ether].src == mac and p[IP].src == "10.10.1.10" and p[TCP].dport == 502]
+    assert len(spoofed) >= 20 and relayed, (len(spoofed), len(relayed))
+    assert all(p[IP].ttl == 63 for p in relayed)  # forwarded by the attacker's kernel, one hop

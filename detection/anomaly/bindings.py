@@ -5,7 +5,7 @@ Learning: every ARP sender (address, MAC) pair, and every IP event's (source.ip,
 from the frames). Hosts behind a router are learned at the router's MAC, which is what the
 segment sees; broadcast and multicast addresses, 0.0.0.0 probes and all-zero MACs are skipped.
 
-Protecting (`BindingDetector`, alert type qn-anomaly-mac-binding, T0830/T0856): an address learned
+Protecting (`BindingDetector`, alert type qn-anomaly-mac-binding, T0830): an address learned
 at one MAC that is claimed by another (an ARP reply or announcement) or used with another (the
 source or destination MAC of an IP frame) — ARP cache poisoning puts the attacker's MAC on the
 path between an HMI and its PLC exactly this way. An address never learned is not judged (a new

@@ -41,8 +41,8 @@ VALUE = _rule("qn-anomaly-value", "Process value outside its learned envelope", 
               "A register/point value (written or read back) outside the learned min/max or changing faster than learned.")
 BINARY = _rule("qn-anomaly-binary", "Binary point changed unusually", "medium", ("T0831",), ("Manipulation of Control",),
                "A coil/binary point took a state never seen while learning, or toggles far more often than learned.")
-MAC_BINDING = _rule("qn-anomaly-mac-binding", "IP address claimed by another MAC", "high", ("T0830", "T0856"),
-                    ("Adversary-in-the-Middle", "Spoof Reporting Message"),
+MAC_BINDING = _rule("qn-anomaly-mac-binding", "IP address claimed by another MAC", "high", ("T0830",),
+                    ("Adversary-in-the-Middle",),
                     "An IP address learned at one MAC is claimed (ARP) or used (IP frames) by another, or one MAC claims "
                     "the addresses of several known hosts: ARP cache poisoning, the usual way onto the path between an "
                     "HMI and its PLCs.")

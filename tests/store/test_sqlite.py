@@ -76,6 +76,26 @@ def test_reopening_the_file_keeps_data_and_uses_wal(store: SQLiteStore, tmp_path
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_new_files_get_16k_pages_and_older_files_keep_theirs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    events, alerts = sd.acme()
+    with SQLiteStore(tmp_path / "new.sqlite") as new:
+        new.write(events + alerts)
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as db:  # a store written before 16 KiB pages: 4 KiB, already in WAL mode
+        db.execute("PRAGMA page_size=4096")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE t (x)")
+    with SQLiteStore(old) as reopened:
+        reopened.write(events + alerts)
+        assert reopened.search("alerts", ACME).total == sd.N_ACME
+    sizes = {}
+    for name in ("new.sqlite", "old.sqlite"):
+        with sqlite3.connect(tmp_path / name) as db:
+            sizes[name] = db.execute("PRAGMA page_size").fetchone()[0]
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert sizes == {"new.sqlite": 16384, "old.sqlite": 4096}
+
+
 def test_memory_store_via_url() -> None:
     store = open_store("sqlite://:memory:")
     sd.fill(store)

@@ -46,7 +46,12 @@ def _unicast_ip(ip: str) -> bool:
 
 def _unicast_mac(mac: str | None) -> bool:
     # the I/G bit of the first octet: set for broadcast and multicast
-    return bool(mac) and mac != _ZERO_MAC and len(mac) >= 2 and not int(mac[:2], 16) & 1  # type: ignore[index]
+    if not mac or mac == _ZERO_MAC or len(mac) < 2:
+        return False
+    try:
+        return not int(mac[:2], 16) & 1
+    except ValueError:
+        return False
 
 
 def claims(e: Event) -> Iterator[Claim]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pipeline.schema import Event
 
-from .features import Link, Point, is_binary, message_of, point_values
+from .features import REPORTING, Link, Point, is_binary, message_of, point_values
 
 Exchange = tuple[str, str, str, str, Any, Any]  # client, server, protocol, function, unit, address (int or "space:first")
 Ranges = dict[str, list[tuple[int, int]]]  # address space -> merged intervals
@@ -35,6 +35,7 @@ MIN_GAPS = 8  # fewer gaps: no cycle is learned for an exchange
 MAX_RELATIVE_MAD = 0.35  # MAD / median above this: the exchange is not cyclic
 MEASURED_DISTINCT = 10  # a point never written with at least this many distinct values is a measurement ...
 MEASURED_STEPS = 4.0  # ... whose envelope extends this many learned steps beyond its range
+COUNTER_DISTINCT = 3  # a point never written that never decreased over at least this many values counts up
 
 
 def merge_intervals(ranges: Iterable[tuple[int, int]], gap: int = MERGE_GAP) -> list[tuple[int, int]]:
@@ -83,6 +84,7 @@ class Envelope:
     max_rate: float  # largest |change| per second
     n: int
     measured: bool = False  # only ever read or reported (never written) and many distinct values: a process measurement
+    counter: bool = False  # only ever read or reported, never decreased, at least COUNTER_DISTINCT values: it counts up
 
     @property
     def margin(self) -> float:
@@ -90,8 +92,14 @@ class Envelope:
         # A measurement wanders: a few of its learned steps beyond the range learned is still the process.
         return max(m, MEASURED_STEPS * self.max_step) if self.measured else m
 
+    def beyond(self, value: float) -> bool:
+        """Outside the envelope: below or above the learned range by more than the margin; a counter
+        has no upper bound (it keeps counting), only its steps are judged."""
+        return value < self.lo - self.margin or (not self.counter and value > self.hi + self.margin)
+
     def describe(self) -> str:
-        return (f"[{self.lo:g}, {self.hi:g}] ± {self.margin:g}, max step {self.max_step:g}, max rate {self.max_rate:.3g}/s "
+        kind = "counter from " if self.counter else ""
+        return (f"{kind}[{self.lo:g}, {self.hi:g}] ± {self.margin:g}, max step {self.max_step:g}, max rate {self.max_rate:.3g}/s "
                 f"({self.n} observations)")
 
 
@@ -195,7 +203,7 @@ class Learner:
         for point, value in point_values(e, m, self._pending):
             self.points[point].append((t.timestamp(), value))
             self.point_links[point].add((client, server))
-            if m.request:
+            if m.request and m.link[2] not in REPORTING:
                 self.written.add(point)
 
     def observe_many(self, events: Iterable[Event]) -> Learner:
@@ -231,7 +239,9 @@ class Learner:
             if is_binary(point[3]):
                 b.binaries[point] = Binary(set(vals), transitions, (self.end - self.start).total_seconds())
             else:
-                measured = point not in self.written and len(set(vals)) >= MEASURED_DISTINCT
-                b.values[point] = Envelope(min(vals), max(vals), step, rate, len(vals), measured)
+                read_only = point not in self.written
+                measured = read_only and len(set(vals)) >= MEASURED_DISTINCT
+                counter = read_only and len(set(vals)) >= COUNTER_DISTINCT and all(b >= a for a, b in zip(vals, vals[1:]))
+                b.values[point] = Envelope(min(vals), max(vals), step, rate, len(vals), measured, counter)
         b.point_links = {p: set(s) for p, s in self.point_links.items()}
         return b

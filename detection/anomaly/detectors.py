@@ -22,7 +22,7 @@ from pipeline.schema import Event
 from ..engine import AlertFactory, CompiledRule, Trigger, trigger_of
 from . import rules as R
 from .baseline import Baseline, Exchange, distance_outside, median_mad
-from .features import Message, point_values
+from .features import BURSTY_CYCLES, Message, point_values
 
 ADDRESS_SLACK = 4  # addresses this close to a learned range are still in it
 STOP_PERIODS = 5.0  # "stopped": no request for this many learned periods ...
@@ -230,7 +230,7 @@ class PollRateDetector(_Timing):
 
     def on_event(self, event: Event, msg: Message, state: State) -> list[Event]:
         got = self.track(event, msg, state)
-        if got is None:
+        if got is None or msg.link[2] in BURSTY_CYCLES:
             return []
         key, ex = got
         cyc = self.baseline.cycles[key]
@@ -250,7 +250,7 @@ class PollJitterDetector(_Timing):
 
     def on_event(self, event: Event, msg: Message, state: State) -> list[Event]:
         got = self.track(event, msg, state)
-        if got is None:
+        if got is None or msg.link[2] in BURSTY_CYCLES:
             return []
         key, ex = got
         cyc = self.baseline.cycles[key]
@@ -291,12 +291,14 @@ class ValueDetector(_Points):
             if env is None:
                 continue
             why = []
-            if value < env.lo - env.margin or value > env.hi + env.margin:
+            if env.beyond(value):
                 why.append(f"value {value:g}")
             if prev is not None:
                 step = abs(value - prev[1])
                 if step > VALUE_STEP_FACTOR * env.max_step + env.margin:
                     why.append(f"step {step:g} since the previous {prev[1]:g}")
+                elif env.counter and value < prev[1]:
+                    why.append(f"counted back from {prev[1]:g}")
             if not why or not state.allow(point, event.timestamp):
                 continue
             server, proto, unit, table, addr = point

@@ -11,7 +11,9 @@ registers/coils (requests and paired responses), DNP3 points, IEC 104 informatio
 tag reads/writes (typed data), BACnet present-value reads/writes, numeric MQTT payloads (per
 topic; topics and subscription filters are MQTT's addresses) and MMS simple data (per variable
 named: "var:DOMAIN/ITEM" is an address of its own; written values, read responses, reports).
-OPC UA events carry no values.
+OPC UA events carry no values. Layer-2 protocols have no IP addresses: their MACs are the nodes
+(a GOOSE link runs from the publisher to its multicast group; its control block and data set are
+its addresses, its allData members its points, owned by the publisher).
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ BINARY_TABLES = frozenset({
     "M_SP", "M_DP", "C_SC", "C_DC",  # IEC 104 single/double points and commands
     "binary-input", "binary-output", "binary-value",  # BACnet
 })
+
+
+# A GOOSE publisher's cycle is a heartbeat (T0) that bursts on every state change (retransmissions
+# at T1, 2·T1, 4·T1, … back to T0): only a stream that stops is a timing departure, not a faster or
+# irregular one.
+BURSTY_CYCLES = frozenset({"goose"})
+# Protocols whose every message is a report by the data's owner (a GOOSE publisher's own data): their
+# values are read-only, never "written" by a client.
+REPORTING = frozenset({"goose"})
 
 
 def is_binary(table: str) -> bool:
@@ -70,6 +81,9 @@ def message_of(e: Event) -> Message | None:
     if e.event.kind != "event" or e.event.dataset == "flow" or e.source is None or e.destination is None:
         return None
     src, dst = e.source.ip, e.destination.ip
+    if not src and not dst and e.source.mac and e.destination.mac:
+        # Layer 2 only (GOOSE, PROFINET DCP): the MACs are the nodes; a GOOSE link is publisher → multicast group.
+        src, dst = e.source.mac, e.destination.mac
     if not src or not dst:
         return None
     net = e.network
@@ -136,6 +150,8 @@ def _function_unit(dataset: str, p: Any, e: Event) -> tuple[str, Any]:
         return str(p.service_name or p.apdu_type_name or p.network_message_name or "bvlc"), None
     if dataset == "mqtt":
         return str(p.message_type_name), None
+    if dataset == "goose":
+        return "publish", p.appid
     fc = getattr(p, "function_code", None)
     unit = getattr(p, "unit_id", None)
     return (f"fc{fc}" if isinstance(fc, int) else (e.event.action or "unknown")), unit
@@ -214,6 +230,14 @@ def _targets(dataset: str, p: Any) -> list[Target]:
             out.append((f"filter:{t.topic}", 0, 0))
     elif dataset == "mms":
         out.extend(_mms_targets(p))
+    elif dataset == "goose":
+        # A control block and its data set are addresses of their own; a data set's members are its
+        # addresses (a publisher that starts sending more members, or another data set, is new).
+        if p.gocb_ref:
+            out.append((f"gocb:{p.gocb_ref}", 0, 0))
+        if p.dat_set:
+            n = p.num_dat_set_entries if p.num_dat_set_entries else len(p.all_data or ()) or 1
+            out.append((f"dataset:{p.dat_set}", 0, max(0, n - 1)))
     return out
 
 
@@ -428,6 +452,29 @@ def _mms_values(e: Event, m: Message) -> list[tuple[Point, float]]:
     return out
 
 
+def _goose_values(e: Event, m: Message) -> list[tuple[Point, float]]:
+    """allData members of simple types, one point per control block and member position, owned by the
+    publisher (the link's first end): booleans and bit strings (double-point positions, quality) as
+    states, integers and floats as values. Every frame carries them (retransmissions repeat them)."""
+    p = e.goose
+    if p is None or not p.gocb_ref or not p.all_data or p.parse_status == "failed":
+        return []
+    out: list[tuple[Point, float]] = []
+    for d in p.all_data:
+        if d.value is None or d.type in ("structure", "array") or "." in d.index:
+            continue
+        if d.type == "boolean":
+            table, v = "bool:", float(bool(d.value))
+        elif d.type == "bit_string" and isinstance(d.value, str):  # BER content: unused-bit count, then the bits
+            table, v = "bits:", float(int(d.value[2:], 16)) if len(d.value) > 2 else 0.0
+        elif d.type in ("integer", "unsigned", "float") and not isinstance(d.value, (bool, str)):
+            table, v = "goose:", float(d.value)
+        else:
+            continue
+        out.append(((m.link[0], "goose", None, f"{table}{p.gocb_ref}[{d.index}]", 0), v))
+    return out
+
+
 def _mqtt_values(e: Event, m: Message) -> list[tuple[Point, float]]:
     p = e.mqtt
     if p is None or p.message_type_name != "publish" or not m.request or not p.topic or p.payload_encoding != "utf8":
@@ -438,4 +485,4 @@ def _mqtt_values(e: Event, m: Message) -> list[tuple[Point, float]]:
 
 
 _VALUES = {"mms": _mms_values, "mqtt": _mqtt_values, "dnp3": _dnp3_values, "iec104": _iec104_values, "enip": _cip_values, "s7comm": _s7_values,
-           "bacnet": _bacnet_values}
+           "bacnet": _bacnet_values, "goose": _goose_values}

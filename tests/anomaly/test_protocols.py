@@ -149,3 +149,38 @@ def test_engine_runs_every_protocol_capture() -> None:
         eng = AnomalyEngine("site", learn_first=span / 2)
         eng.process_many(evs)
         assert eng.phase == "protecting"
+
+
+GOOSE_DEV = REPO / "pcaps" / "goose" / "anomaly_goose.pcap"  # development capture (libiec61850 publishers)
+
+
+def test_goose_links_are_publisher_macs_and_members_are_reported_points() -> None:
+    """Layer 2: a GOOSE link runs from the publisher's MAC to its multicast group; the control block
+    and data set are its addresses (the data set's members its range); allData members are the
+    publisher's points, reported (never written), and an operation counter is learned as a counter."""
+    evs = [e for e in events(GOOSE_DEV) if e.goose is not None]
+    targets, values = targets_and_values(evs)
+    assert ("publish", "gocb:QNIED2CTRL/LLN0$GO$gcbPos") in targets
+    assert targets[("publish", "dataset:QNIED2CTRL/LLN0$dsPos")] == {(0, 2)}
+    assert targets[("publish", "dataset:QNIED2CTRL/LLN0$dsPosExt")] == {(0, 3)}  # the re-configured block (attack)
+    m = message_of(evs[0])
+    assert m is not None and m.link[2] == "goose" and m.link[0].startswith("02:00:0a:0a:01:") and m.link[1].startswith("01:0c:cd:")
+    ied2 = "02:00:0a:0a:01:ca"
+    opcnt = values[(ied2, "goose", None, "goose:QNIED2CTRL/LLN0$GO$gcbPos[2]", 0)]
+    assert opcnt == sorted(opcnt) and len(set(opcnt)) >= 3  # an operation counter counting up
+    assert set(values[(ied2, "goose", None, "bits:QNIED2CTRL/LLN0$GO$gcbPos[0]", 0)]) <= {64.0, 128.0}  # Dbpos 01/10
+    current = values[("02:00:0a:0a:01:c9", "goose", None, "goose:QNIED1MEAS/LLN0$GO$gcbMeas[0]", 0)]
+    assert 1850.0 in current and all(95.0 <= v <= 105.0 for v in current if v != 1850.0)
+
+    start = evs[0].timestamp
+    learner = Learner("site")
+    for e in evs:
+        if (e.timestamp - start).total_seconds() < 120:
+            learner.observe(e)
+    b = learner.fit()
+    env = b.values[(ied2, "goose", None, "goose:QNIED2CTRL/LLN0$GO$gcbPos[2]", 0)]
+    assert env.counter and not env.beyond(env.hi + 50) and env.beyond(env.lo - 10)
+    meas = b.values[("02:00:0a:0a:01:c9", "goose", None, "goose:QNIED1MEAS/LLN0$GO$gcbMeas[0]", 0)]
+    assert not meas.counter and meas.beyond(1850.0)
+    # heartbeats are cycles (T0), so a stream that stops is judged; bursts after state changes are not "sped up"
+    assert any(k[2] == "goose" for k in b.cycles)

@@ -143,13 +143,18 @@ class CompiledRule:
         self.threat = Threat(technique=Technique(id=list(rule.attack), name=list(rule.attack_names))) if rule.attack else None
         self._template = rule.message or rule.title
         self._fields = {name: schema.getter(name) for name in TEMPLATE_FIELD.findall(self._template) if name != "count"}
+        # The template split once: literal, then (getter or None for {count}, literal) per placeholder.
+        pieces = TEMPLATE_FIELD.split(self._template)
+        self._head = pieces[0]
+        self._parts = tuple((None if pieces[i] == "count" else self._fields[pieces[i]], pieces[i + 1])
+                            for i in range(1, len(pieces), 2))
 
     def render(self, e: Event, count: int) -> str:
-        def sub(m: Any) -> str:
-            name = m.group(1)
-            return str(count) if name == "count" else _fmt(self._fields[name](e))
-
-        return TEMPLATE_FIELD.sub(sub, self._template)
+        out = [self._head]
+        for get, literal in self._parts:
+            out.append(str(count) if get is None else _fmt(get(e)))
+            out.append(literal)
+        return "".join(out)
 
 
 def key_getter(fields: Sequence[str]) -> Callable[[Event], Key]:
@@ -420,7 +425,10 @@ class DetectionEngine:
         if event.event.kind == "alert":
             return []
         out: list[Event] = []
-        for slot in self._slots_for(event.event.dataset):
+        slots = self._by_dataset.get(event.event.dataset)
+        if slots is None:
+            slots = self._slots_for(event.event.dataset)
+        for slot in slots:
             if not slot.compiled.dispatched(event):
                 continue
             if slot.suppress_first:

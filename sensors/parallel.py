@@ -135,8 +135,15 @@ def _run(path: str, n: int, opts: dict[str, Any], rep: DecodeReport, out: Mutabl
     try:
         for p in procs:
             p.start()
+        # This process only reads the workers' batches: with its copies of the other pipe ends closed, a
+        # process killed halfway through writing a batch reads as end of file here, not as a wait forever.
+        for q in outboxes:
+            q._writer.close()
+        for q in inboxes:
+            q._reader.close()
+            q._writer.close()
         while True:
-            results = [_receive(k, outboxes[k], workers[k], reader) for k in range(n)]
+            results = [_receive(k, outboxes, workers, reader) for k in range(n)]
             kind = results[0][0]
             if any(r[0] != kind for r in results):
                 raise ParallelDecodeError(f"{path}: sensor workers out of step ({[r[0] for r in results]})")
@@ -181,21 +188,46 @@ def _run(path: str, n: int, opts: dict[str, Any], rep: DecodeReport, out: Mutabl
             out.update(rep.to_dict())
 
 
-def _receive(k: int, box: Any, worker: Any, reader: Any) -> tuple[Any, ...]:
-    """Worker k's next batch; a worker or reader that failed or died ends the run with a ParallelDecodeError."""
+def _receive(k: int, outboxes: list[Any], workers: list[Any], reader: Any) -> tuple[Any, ...]:
+    """Worker k's next batch; a worker or reader that failed or died ends the run with a ParallelDecodeError.
+
+    Every process is watched, not only worker k: when one worker dies, the reader blocks on its full
+    queue and the others starve, so waiting for worker k alone would wait forever.
+    """
     while True:
         try:
-            msg = box.get(timeout=_POLL)
+            msg = outboxes[k].get(timeout=_POLL)
+        except (EOFError, OSError):  # its end of the pipe closed, mid-batch or between batches: it died
+            workers[k].join(5.0)
+            raise ParallelDecodeError(f"sensor worker {k + 1} (pid {workers[k].pid}) died with exit code {workers[k].exitcode} "
+                                      f"while sending its events (killed, or out of memory?)") from None
         except queue.Empty:
-            if worker.is_alive() and (reader.is_alive() or reader.exitcode == 0):
-                continue
-            try:  # it may have sent its last batch just before it exited
-                msg = box.get(timeout=_POLL)
+            failed = [j for j, p in enumerate(workers) if p.exitcode not in (None, 0)]
+            if workers[k].exitcode is None and not failed and reader.exitcode in (None, 0):
+                continue  # all working, or waiting for one another
+            for j in failed:  # a worker that raised said why before it exited
+                try:
+                    last = outboxes[j].get(timeout=_POLL)
+                except (queue.Empty, EOFError, OSError):
+                    continue
+                if last[0] == "error":
+                    raise ParallelDecodeError(last[1])
+            if failed:
+                p = workers[failed[0]]
+                raise ParallelDecodeError(f"sensor worker {failed[0] + 1} (pid {p.pid}) died with exit code {p.exitcode} "
+                                          f"without reporting an error (killed, or out of memory?)")
+            if reader.exitcode not in (None, 0):
+                try:  # a reader that raised said why, through every worker
+                    last = outboxes[k].get(timeout=2.0)
+                except (queue.Empty, EOFError, OSError):
+                    last = ("",)
+                if last[0] == "error":
+                    raise ParallelDecodeError(last[1])
+                raise ParallelDecodeError(f"capture reader process (pid {reader.pid}) died with exit code {reader.exitcode}")
+            try:  # worker k exited cleanly: its last batch is in the pipe
+                msg = outboxes[k].get(timeout=_POLL)
             except queue.Empty:
-                if not worker.is_alive():
-                    raise ParallelDecodeError(f"sensor worker {k + 1} (pid {worker.pid}) died with exit code {worker.exitcode} "
-                                              f"without reporting an error (killed, or out of memory?)") from None
-                raise ParallelDecodeError(f"capture reader process (pid {reader.pid}) died with exit code {reader.exitcode}") from None
+                raise ParallelDecodeError(f"sensor worker {k + 1} (pid {workers[k].pid}) exited before the end of the capture") from None
         if msg[0] == "error":
             raise ParallelDecodeError(msg[1])
         return msg  # type: ignore[no-any-return]
@@ -403,7 +435,10 @@ def _work(opts: dict[str, Any], inbox: Any, outbox: Any) -> None:
     encode = msgspec.msgpack.Encoder().encode
     step, tick = sensor.step, sensor.tick
     while True:
-        msg = inbox.get()
+        try:
+            msg = inbox.get()
+        except EOFError:
+            raise ParallelDecodeError("the capture reader process died before the end of the capture") from None
         kind = msg[0]
         if kind == "error":
             outbox.put(msg)

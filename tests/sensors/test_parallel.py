@@ -19,7 +19,7 @@ from sensors.engine import DecodeReport, decode_file
 from sensors.exceptions import CaptureFileError
 from sensors.parallel import ParallelDecodeError, decode_parallel, resolve_workers
 
-from .sensor_helpers import CORPUS
+from tests.sensors.sensor_helpers import CORPUS
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "pcaps"

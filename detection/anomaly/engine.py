@@ -61,17 +61,17 @@ class MultivariateDetector(AnomalyDetector):
 
     def window_event(self, event: Event, state: State) -> list[Event]:
         m = message_of(event)
-        win: Windower = state.keys.setdefault("windows", Windower())
+        win: Windower = state.keys.setdefault("windows", Windower(whole_only=True))
         return self._judge(win.add(event, m), None) if m is not None else []
 
     def tick(self, now: dt.datetime, state: State) -> list[Event]:
-        win: Windower = state.keys.setdefault("windows", Windower())
+        win: Windower = state.keys.setdefault("windows", Windower(whole_only=True))
         return self._judge(win.tick(now), now)
 
     def finish(self, now: dt.datetime | None, state: State) -> list[Event]:
-        # A trailing partial window is not judged (it would look like a quiet flow).
+        # A trailing partial window is not judged (it would look like a quiet flow), nor a leading one (Windower).
         out = self.tick(now, state) if now is not None else []
-        state.keys.setdefault("windows", Windower()).drop()
+        state.keys.setdefault("windows", Windower(whole_only=True)).drop()
         return out
 
 

@@ -98,14 +98,23 @@ class Window:
 
 
 class Windower:
-    """Cuts events into per-flow windows; `close(now)` returns the windows that ended before `now`."""
+    """Cuts events into per-flow windows; `close(now)` returns the windows that ended before `now`.
 
-    def __init__(self, width: float = WINDOW) -> None:
+    With `whole_only`, the windows of the first interval it sees are dropped, not returned: they
+    began before its first event (protection starting mid-window, after learning or a restart), so
+    they hold only part of a window's traffic and would look like a quiet flow."""
+
+    def __init__(self, width: float = WINDOW, whole_only: bool = False) -> None:
         self.width = width
         self.open: dict[FlowKey, Window] = {}
+        self.whole_only = whole_only
+        self.first_whole: int | None = None
 
     def add(self, e: Event, m: Message) -> list[tuple[FlowKey, Window]]:
-        idx = int(e.timestamp.timestamp() // self.width)
+        ts = e.timestamp.timestamp()
+        idx = int(ts // self.width)
+        if self.whole_only and self.first_whole is None:
+            self.first_whole = idx if ts == idx * self.width else idx + 1
         done = self.close_before(idx)
         w = self.open.get(m.link)
         if w is None:
@@ -117,7 +126,8 @@ class Windower:
         done = [(k, w) for k, w in self.open.items() if w.index < idx]
         for k, _ in done:
             del self.open[k]
-        return [(k, w) for k, w in done if w.requests]
+        first = self.first_whole
+        return [(k, w) for k, w in done if w.requests and (first is None or w.index >= first)]
 
     def tick(self, now: dt.datetime) -> list[tuple[FlowKey, Window]]:
         return self.close_before(int(now.timestamp() // self.width))

@@ -184,3 +184,25 @@ def test_goose_links_are_publisher_macs_and_members_are_reported_points() -> Non
     assert not meas.counter and meas.beyond(1850.0)
     # heartbeats are cycles (T0), so a stream that stops is judged; bursts after state changes are not "sped up"
     assert any(k[2] == "goose" for k in b.cycles)
+
+
+def test_protection_judges_no_partial_window_at_its_start() -> None:
+    """The windows in progress when protection starts began before it: they hold only part of a
+    window's traffic. anomaly_goose_b (development) raised three multivariate alerts on exactly
+    those before they were dropped; a window that starts after protection is judged as before."""
+    from detection.anomaly.multivariate import Windower
+
+    evs = [e for e in events(REPO / "pcaps" / "goose" / "anomaly_goose_b.pcap") if e.goose is not None]
+    msgs = [message_of(e) for e in evs]
+    start = evs[0].timestamp.timestamp()
+    cut = next(i for i, e in enumerate(evs) if e.timestamp.timestamp() >= start + 121.3)  # mid-window
+    whole, partial = Windower(whole_only=True), Windower()
+    judged_whole = [w for e, m in zip(evs[cut:cut + 400], msgs[cut:cut + 400]) for w in whole.add(e, m)]
+    judged_all = [w for e, m in zip(evs[cut:cut + 400], msgs[cut:cut + 400]) for w in partial.add(e, m)]
+    first_index = int(evs[cut].timestamp.timestamp() // 5.0)
+    assert any(w.index == first_index for _, w in judged_all)  # without it, the partial window is judged
+    assert judged_whole and all(w.index > first_index for _, w in judged_whole)
+    assert [w.index for _, w in judged_whole] == [w.index for _, w in judged_all if w.index > first_index]
+    engine = AnomalyEngine("site", learn_first=__import__("datetime").timedelta(seconds=120))
+    alerts = engine.process_many(events(REPO / "pcaps" / "goose" / "anomaly_goose_b.pcap"))
+    assert not [a for a in alerts if a.rule is not None and a.rule.id == "qn-anomaly-multivariate"]

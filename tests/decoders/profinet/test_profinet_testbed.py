@@ -61,11 +61,13 @@ def test_labels_cover_the_recorded_capture() -> None:
     assert doc["attacker_frames_outside_steps"] == 0
     assert sum(doc["dcp_frames_by_src"].values()) == doc["frames_total"]
     atk = doc["hosts"]["atk"]["mac"]
-    # the attacker's frames are its steps' requests; every step got its device's answer (pnio_dcp reported it)
-    assert doc["dcp_frames_by_src"][atk] == len(doc["steps"]) - 1
+    # the attacker's frames are its steps' requests (one per pnio_dcp call); every call got its device's answer
+    calls = [c for step in doc["steps"][1:] for c in step["connections"]]
+    assert doc["dcp_frames_by_src"][atk] == len(calls) == 5
     for step in doc["steps"][1:]:
-        assert step["frame_count"] >= 2, step["name"]
-        assert "Set successful" in step["observed"] or "identify_all found" in step["observed"], step["observed"]
+        assert step["frame_count"] >= 2 * len(step["connections"]), step["name"]
+        assert step["observed"].count("Set successful") + step["observed"].count("identify_all found") == len(
+            step["connections"]), step["observed"]
 
 
 def test_each_attack_step_raises_its_rules_and_normal_traffic_none() -> None:
@@ -77,8 +79,12 @@ def test_each_attack_step_raises_its_rules_and_normal_traffic_none() -> None:
     for step in doc["steps"][1:]:
         assert fired.get(step["name"], set()) == set(step["expect_rules"]), step["name"]
     assert set().union(*(set(s["expect_rules"]) for s in doc["steps"])) == DCP_RULES
-    by_step = {s["name"]: s["expect_rules"] for s in doc["steps"]}
-    assert by_step["blink_led"] == [], "no rule covers DCP Signal (event.action identify)"
+    # blink_then_reset: only the ResetToFactory request alerts, the Signal (flash the LED) before it does not
+    alerts = DetectionEngine(load_rules([REPO / "rules" / "profinet"]), organization_id="testbed").process_many(events)
+    alerted = {f for a in alerts if a.evidence for f in a.evidence.frames or []}
+    controls = {e.profinet.control: e.evidence.frame for e in events if e.profinet and e.evidence and e.profinet.control}
+    assert set(controls) == {"signal", "reset_to_factory"}
+    assert controls["signal"] not in alerted and controls["reset_to_factory"] in alerted
 
 
 def test_the_devices_answers_decode_as_what_the_responder_announced() -> None:
@@ -170,7 +176,7 @@ def test_decoded_fields_agree_with_tshark_per_frame(tshark: str) -> None:
 def test_fresh_recording_from_pnio_dcp(tmp_path: Path) -> None:
     """Re-record a short version (4 s lead-in, three steps) and check the labels and rules on it (~25 s)."""
     pytest.importorskip("pnio_dcp", reason="pnio-dcp not installed (the test extra)")
-    steps = ["identify_sweep", "rename_device", "factory_reset"]
+    steps = ["identify_sweep", "rename_device", "blink_then_reset"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "tests.testbed.stacks.profinet", NAME, "--out", str(tmp_path), "--lead-in",
                            "4", "--steps", ",".join(steps)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
@@ -185,7 +191,7 @@ def test_fresh_recording_from_pnio_dcp(tmp_path: Path) -> None:
     assert not fired.get("normal_polling"), fired
     assert fired["identify_sweep"] == {"qn-profinet-0004"}
     assert fired["rename_device"] == {"qn-profinet-0001"}
-    assert fired["factory_reset"] == {"qn-profinet-0002"}
+    assert fired["blink_then_reset"] == {"qn-profinet-0002"}
 
 
 def _alive(ns_line: str) -> bool:

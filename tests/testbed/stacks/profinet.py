@@ -2,7 +2,7 @@
 
     sudo .venv/bin/python -m tests.testbed.stacks.profinet profinet_testbed_attack --out pcaps/profinet/
     .venv/bin/python -m tests.testbed.stacks.profinet profinet_testbed_attack --out /tmp/pn --lead-in 4 \\
-        --steps rename_device,factory_reset
+        --steps rename_device,blink_then_reset
     .venv/bin/python -m tests.testbed.stacks.profinet cleanup   # stale qn-pn-<pid>-* of dead runs
 
 DCP is layer 2 (ethertype 0x8892), so like GOOSE (tests/testbed/stacks/goose.py, whose ``Net`` bridge
@@ -16,8 +16,8 @@ and ``Agent`` reader this module reuses) it has its own small recorder:
 * clients: the REAL pnio_dcp client (``pnio_dcp.DCP(ip)``, its own AF_PACKET socket and frames).  The
   engineering station (``_eng``) polls the segment every ``period`` s: ``identify_all``, then
   ``get_name_of_station`` and ``get_ip_address`` of each device.  Each attack step is one process on
-  the attacker host (``_attack``) making one pnio_dcp call: ``identify_all``, ``set_name_of_station``,
-  ``set_ip_address``, ``blink``, ``reset_to_factory``.
+  the attacker host (``_attack``) making its pnio_dcp call(s): ``identify_all``, ``set_name_of_station``,
+  ``set_ip_address``, ``blink`` then ``reset_to_factory``.
 * devices: no PROFINET device stack installs here (p-net is C and not packaged), so the devices are
   OUR RESPONDER (``_device``), not a device stack: a raw AF_PACKET socket answering DCP as IEC
   61158-6-10 describes a device's DCP server - Identify (all selector or a NameOfStation filter; to
@@ -70,7 +70,7 @@ SCENARIO: dict[str, Any] = {
     "description": "An engineering station polling two PROFINET IO devices with the pnio-dcp client (DCP "
                    "Identify All, Get NameOfStation, Get IP every 4 s); the devices are our DCP responder (not a "
                    "device stack). Then, from the attacker with pnio-dcp: an Identify All sweep, a device renamed, "
-                   "a device re-addressed, an LED blink and a reset to factory.",
+                   "a device re-addressed, and a device located by an LED blink and reset to factory.",
     "hosts": {
         "eng": {"mac": "02:00:0a:0a:01:14", "ip": "10.10.1.20"},
         "dev1": {"mac": "02:00:0a:0a:01:c9", "name": "io-pump-1", "ip": "10.10.1.201", "vendor_id": 0x002A,
@@ -96,12 +96,15 @@ SCENARIO: dict[str, Any] = {
         {"name": "readdress_device", "call": "set_ip_address", "target": "dev2",
          "args": [["10.10.1.250", "255.255.255.0", "10.10.1.1"]], "expect_rules": ["qn-profinet-0001"],
          "description": "DCP Set IP parameter (permanent) of dev2 from the attacker."},
-        {"name": "blink_led", "call": "blink", "target": "dev2", "expect_rules": [],
-         "description": "DCP Set Control/Signal (flash the LED) on dev2 from the attacker; no rule covers DCP Signal "
-                        "(event.action identify), so nothing is expected."},
-        {"name": "factory_reset", "call": "reset_to_factory", "target": "dev1", "expect_rules": ["qn-profinet-0002"],
-         "description": "DCP Set Control/ResetToFactory (mode 2, communication) of dev1 from the attacker: name and IP "
-                        "cleared."},
+        # Signal alone raises nothing (no rule covers it: event.action identify) and every attack step of a bundled
+        # capture must raise an alert (tests/test_scenarios.py), so the blink is the first half of the reset step:
+        # the attacker locates the device, then resets it.
+        {"name": "blink_then_reset", "calls": [{"call": "blink", "target": "dev1"},
+                                               {"call": "reset_to_factory", "target": "dev1"}],
+         "expect_rules": ["qn-profinet-0002"],
+         "description": "DCP Set Control/Signal (flash the LED) on dev1 from the attacker, then DCP Set "
+                        "Control/ResetToFactory (mode 2, communication) of dev1: name and IP cleared. Only the reset "
+                        "alerts; no rule covers Signal."},
     ],
 }
 
@@ -369,17 +372,25 @@ def serve_engineering(spec: dict[str, Any]) -> int:
 
 
 def run_attack(spec: dict[str, Any]) -> int:
-    """One attack step: one pnio_dcp call from the attacker's NIC."""
+    """One attack step: its pnio_dcp call(s) from the attacker's NIC, 0.5 s apart."""
     dcp = _client(spec["ip"])
-    call, target, args = spec["call"], spec.get("target_mac"), spec.get("args", [])
-    emit("start", call=call, target=target)
-    if call == "identify_all":
-        found = dcp.identify_all(timeout=1.6)
-        emit("result", result=[(d.MAC, d.name_of_station, d.IP) for d in found])
-    else:
-        res = getattr(dcp, call)(target, *args)
-        emit("result", result=str(res), ok=bool(res))
+    for i, c in enumerate(spec["calls"]):
+        if i:
+            time.sleep(0.5)
+        call, target, args = c["call"], c.get("target_mac"), c.get("args", [])
+        emit("start", call=call, target=target)
+        if call == "identify_all":
+            found = dcp.identify_all(timeout=1.6)
+            emit("result", call=call, result=[(d.MAC, d.name_of_station, d.IP) for d in found])
+        else:
+            res = getattr(dcp, call)(target, *args)
+            emit("result", call=call, result=str(res), ok=bool(res))
     return 0
+
+
+def step_calls(a: dict[str, Any]) -> list[dict[str, Any]]:
+    """A step's pnio_dcp calls: ``calls``, or the one ``call`` (with ``target``, ``args``)."""
+    return a.get("calls") or [{k: a[k] for k in ("call", "target", "args") if k in a}]
 
 
 # ------------------------------------------------------------------------------------------ recorder
@@ -457,8 +468,9 @@ class Recorder:
             time.sleep(delay)
 
     def _attack(self, a: dict[str, Any]) -> None:
-        spec = {"ip": self.hosts["atk"]["ip"], "call": a["call"], "args": a.get("args", []),
-                "target_mac": self.macs[a["target"]] if a.get("target") else None}
+        spec = {"ip": self.hosts["atk"]["ip"],
+                "calls": [{"call": c["call"], "args": c.get("args", []),
+                           "target_mac": self.macs[c["target"]] if c.get("target") else None} for c in step_calls(a)]}
         t_start = time.time()
         agent = self._agent(a["name"], "atk", "_attack", spec)
         self.attack_agents[a["name"]] = agent
@@ -559,10 +571,14 @@ def _observed(rec: Recorder, name: str) -> str:
     ev = [e for e in rec.attack_agents[name].events if e.get("event") == "result"]
     if not ev:
         return "no result: " + " | ".join(rec.attack_agents[name].stderr[-2:])
-    res = ev[0]["result"]
-    if isinstance(res, list):
-        return "pnio_dcp identify_all found " + ", ".join(f"{m} {n!r} {ip}" for m, n, ip in res)
-    return f"pnio_dcp answer: {res}"
+    out = []
+    for e in ev:
+        res = e["result"]
+        if isinstance(res, list):
+            out.append(f"pnio_dcp {e['call']} found " + ", ".join(f"{m} {n!r} {ip}" for m, n, ip in res))
+        else:
+            out.append(f"pnio_dcp {e['call']} answer: {res}")
+    return "; ".join(out)
 
 
 def write_labels(rec: Recorder, record: dict[str, Any], out_dir: Path) -> Path:
@@ -588,7 +604,8 @@ def write_labels(rec: Recorder, record: dict[str, Any], out_dir: Path) -> Path:
     for a in sc["attacks"]:
         wanted = list(a.get("expect_rules", []))
         dropped += [f"{a['name']}:{r}" for r in wanted if r not in rules]
-        dst = rec.macs[a["target"]] if a.get("target") else DCP_MULTICAST
+        calls = step_calls(a)
+        targets = sorted({c["target"] for c in calls if c.get("target")})
         steps_out.append({
             "name": a["name"],
             "kind": "attack",
@@ -597,9 +614,9 @@ def write_labels(rec: Recorder, record: dict[str, Any], out_dir: Path) -> Path:
             "expect_rules": [r for r in wanted if r in rules],
             "description": " ".join(str(a.get("description", "")).split()),
             "host": "atk",
-            "target": a.get("target", "all devices"),
-            "connections": [f"{rec.macs['atk']} -> {dst} DCP pnio_dcp.{a['call']}"
-                            f"({', '.join(json.dumps(x) for x in a.get('args', []))})"],
+            "target": ", ".join(targets) or "all devices",
+            "connections": [f"{rec.macs['atk']} -> {rec.macs[c['target']] if c.get('target') else DCP_MULTICAST} DCP "
+                            f"pnio_dcp.{c['call']}({', '.join(json.dumps(x) for x in c.get('args', []))})" for c in calls],
             "observed": _observed(rec, a["name"]),
         })
     if dropped:

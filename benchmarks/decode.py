@@ -137,6 +137,8 @@ def replay_rows(packets: int) -> list[Row]:
             note=f"{rep['events']:,} events, {rep['alerts']:,} alerts, {rep['db_bytes'] / 2**20:.0f} MiB db, wall {rep['wall']:.0f}s"),
         Row("replay", "  events stored", rep["events"] / rep["cpu"], "events/s"),
         Row("replay", "  alerts raised", rep["alerts"] / rep["cpu"], "alerts/s"),
+        Row("replay", "  replay peak RSS (VmHWM)", rep["hwm_kib"] / 1024, "MiB", peer="decode only", ratio=rep["hwm_kib"] / dec["hwm_kib"],
+            note="bus log trimmed as groups commit; assets, rule state, SQLite cache remain"),
     ]
 
 

@@ -40,14 +40,18 @@ def parse_rt(data: bytes) -> Profinet | None:
     # Requests of Get list options without data; Set requests and every response carry a 2-byte
     # qualifier/info before the data; Identify requests carry filter data without one.
     with_qualifier = stype != 0 or sid == c.SET
-    while off + 4 <= end and len(blocks) < c.MAX_BLOCKS:
+    if sid == c.GET and stype == 0:  # the options asked for: bare (option, suboption) pairs, no length
+        while off + 2 <= end and len(blocks) < c.MAX_BLOCKS:
+            opt, sub = data[off], data[off + 1]
+            off += 2
+            blocks.append(ProfinetDcpBlock(option=opt, suboption=sub, name=c.DCP_OPTIONS.get((opt, sub), f"option_{opt}_{sub}")))
+    while sid != c.GET or stype != 0:
+        if off + 4 > end or len(blocks) >= c.MAX_BLOCKS:
+            break
         opt, sub, blen = data[off], data[off + 1], int.from_bytes(data[off + 2 : off + 4], "big")
         body = data[off + 4 : min(off + 4 + blen, end)]
         off += 4 + blen + (blen & 1)  # blocks are padded to an even length
         name = c.DCP_OPTIONS.get((opt, sub), f"option_{opt}_{sub}")
-        if sid == c.GET and stype == 0:
-            blocks.append(ProfinetDcpBlock(option=opt, suboption=sub, name=name))
-            continue
         qual = None
         if with_qualifier and len(body) >= 2 and (opt, sub) != (5, 4):
             qual = int.from_bytes(body[0:2], "big")
@@ -74,6 +78,8 @@ def parse_rt(data: bytes) -> Profinet | None:
         elif (opt, sub) == (5, 4) and len(body) >= 3:
             value = f"{body[0]}.{body[1]}"  # the option.suboption answered
             error = body[2]
+            if body[0] == 5 and body[1] in c.CONTROLS:  # the answer to a control (signal, reset): same action as its request
+                f.setdefault("control", c.CONTROLS[body[1]])
         elif opt == 5 and sub in c.CONTROLS:
             f["control"] = c.CONTROLS[sub]
             value = body.hex() or None

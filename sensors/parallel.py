@@ -259,7 +259,8 @@ def _reader_main(path: str, n: int, opts: dict[str, Any], inboxes: list[Any]) ->
     try:
         _read(path, n, opts, inboxes)
     except BaseException as e:  # every worker learns of it, and passes it on to the caller
-        msg = ("error", f"{path}: capture reader failed: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+        log.error("capture reader of %s failed:\n%s", path, traceback.format_exc())
+        msg = ("error", f"{path}: capture reader process (pid {os.getpid()}) failed: {type(e).__name__}: {e} (traceback on stderr)")
         for box in inboxes:
             box.put(msg)
         raise SystemExit(1) from None
@@ -435,8 +436,9 @@ def _worker_main(k: int, opts: dict[str, Any], inbox: Any, outbox: Any) -> None:
     try:
         _work(opts, inbox, outbox)
     except BaseException as e:
-        msg = f"sensor worker {k + 1} (pid {os.getpid()}) failed: {type(e).__name__}: {e}\n{traceback.format_exc()}"
-        log.error("%s", msg)
+        if not isinstance(e, ParallelDecodeError):  # that one already says all there is
+            log.error("sensor worker %d failed:\n%s", k + 1, traceback.format_exc())
+        msg = f"sensor worker {k + 1} (pid {os.getpid()}) failed: {type(e).__name__}: {e} (traceback on stderr)"
         outbox.put(("error", msg))
         outbox.close()
         outbox.join_thread()

@@ -158,13 +158,19 @@ class NewAddressDetector(AnomalyDetector):
 
 
 class _Exchange:
-    __slots__ = ("last", "last_event", "gaps", "stopped")
+    __slots__ = ("last", "last_event", "gaps", "recent", "stopped")
 
     def __init__(self) -> None:
         self.last: float | None = None
         self.last_event: Trigger | None = None
         self.gaps: deque[float] = deque(maxlen=max(RATE_WINDOW, JITTER_WINDOW))
+        # the requests those gaps lie between: a speed-up or jitter alert cites them all as its evidence
+        self.recent: deque[Trigger] = deque(maxlen=max(RATE_WINDOW, JITTER_WINDOW) + 1)
         self.stopped = False
+
+    def evidence(self, gaps: int) -> list[Trigger]:
+        """The requests that bound the last `gaps` gaps."""
+        return list(self.recent)[-(gaps + 1):]
 
 
 class _Timing(AnomalyDetector):
@@ -186,6 +192,7 @@ class _Timing(AnomalyDetector):
         if ex.last is not None and t >= ex.last:
             ex.gaps.append(t - ex.last)
         ex.last, ex.last_event, ex.stopped = t, trigger_of(event), False
+        ex.recent.append(ex.last_event)
         return key, ex
 
 
@@ -240,7 +247,7 @@ class PollRateDetector(_Timing):
         med = statistics.median(recent)
         if med >= RATE_FACTOR * cyc.period or not state.allow(key, event.timestamp):
             return []
-        return [self.alert([trigger_of(event)], event, feature="polling period", observed=f"median gap {med:.3f}s "
+        return [self.alert(ex.evidence(len(recent)), event, feature="polling period", observed=f"median gap {med:.3f}s "
                            f"over the last {len(recent)} requests", baseline=cyc.describe(),
                            message=f"Polling sped up: {_xname(key)} every {med:.3f}s instead of {cyc.period:.3f}s")]
 
@@ -262,7 +269,7 @@ class PollJitterDetector(_Timing):
             return []
         if mad <= max(JITTER_FACTOR * cyc.mad, JITTER_FLOOR * cyc.period) or not state.allow(key, event.timestamp):
             return []
-        return [self.alert([trigger_of(event)], event, feature="polling jitter",
+        return [self.alert(ex.evidence(len(recent)), event, feature="polling jitter",
                            observed=f"gaps {med:.3f}s ± {mad:.3f}s over the last {len(recent)} requests",
                            baseline=cyc.describe(),
                            message=f"Polling irregular: {_xname(key)} jitter {mad:.3f}s (learned {cyc.mad:.3f}s)")]

@@ -32,11 +32,14 @@ KNOWN_MISSES: dict[str, set[str]] = {}
 # Held-out false alerts measured above the 1/h target, kept as measured (rule id -> count).
 # anomaly_mms_holdout2 (evaluated once after the MMS targets/values change, docs/accuracy.md):
 # - qn-anomaly-multivariate on eng -> IED2: a routine association's conclude + release fell into
-#   the 5 s window after its read + write (a window of one request, no variable named);
-# - qn-anomaly-poll-jitter on the HMI's regular TotW read of IED1: the poll burst (a second HMI
-#   association reading the same variable) broke that exchange's gap sequence; raised by the attack,
-#   but its evidence is the HMI's normal request, so it is scored false.
-KNOWN_FALSE = {"anomaly_mms_holdout2": {"qn-anomaly-multivariate": 1, "qn-anomaly-poll-jitter": 1}}
+#   the 5 s window after its read + write (a window of one request, no variable named).
+# Its second false alert, qn-anomaly-poll-jitter on the HMI's regular TotW read of IED1 (the poll
+# burst, a second HMI association reading the same variable, broke that exchange's gap sequence),
+# cited only the HMI's last normal request; since speed-up and jitter alerts cite every request of
+# the gaps they judge, its evidence holds the burst's requests and it counts for the attack step.
+# That change was motivated by this capture, so it is not a clean held-out figure for it
+# (anomaly_mms_long, recorded before the change and evaluated once after it, is).
+KNOWN_FALSE = {"anomaly_mms_holdout2": {"qn-anomaly-multivariate": 1}}
 
 
 def capture_of(labels):  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 import hashlib
 import logging
 import os
@@ -239,7 +240,25 @@ class CaptureReader:
                 problem = "partial record header" if good_end < self.size else None
             if problem:
                 self._truncation(frame, good_end, problem)
+        else:
+            self._gzip_tail(frame)
         self._done()
+
+    def _gzip_tail(self, frame: int) -> None:
+        """A gzip stream that ends before its end-of-stream marker (the reader sees that as a plain end of
+        the records): say so, as for an uncompressed capture cut short."""
+        try:
+            rest = self._reader.f.read(1)
+        except EOFError as e:  # "Compressed file ended before the end-of-stream marker was reached"
+            problem = f"gzip stream cut short ({e})"
+        except (OSError, ValueError, zlib.error) as e:
+            problem = f"gzip stream damaged ({e})"
+        else:
+            problem = "partial record" if rest else None
+        if problem:
+            self.truncated = True
+            self._warn(f"{self.path}: truncated after frame {frame}: {problem} (file cut short, e.g. capture killed or "
+                       f"copy interrupted); the {frame} complete frames were decoded")
 
     def _done(self) -> None:
         if self.on_progress is not None:

@@ -18,6 +18,8 @@ from sensors.exceptions import CaptureFileError, SensorError
 from sensors.packet import parse
 from sensors.pcapfile import CaptureReader
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def frames(n: int = 5) -> list:
     out = []
@@ -129,6 +131,20 @@ def test_gzipped_pcap(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(plain.read_bytes()))
     with CaptureReader(path) as r:
         assert len(list(r)) == 5
+    assert not r.truncated and not r.warnings
+
+
+def test_gzipped_capture_cut_short_warns_and_keeps_its_complete_frames(tmp_path: Path) -> None:
+    """The compressed stream ends before its end-of-stream marker: the frames inflated so far are
+    kept and the cut is reported, as for an uncompressed capture (it used to end silently)."""
+    plain = REPO / "pcaps" / "modbus" / "anomaly_timing.pcap"
+    whole = gzip.compress(plain.read_bytes())
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(whole[: len(whole) // 3])
+    with CaptureReader(cut) as r:
+        n = len(list(r))
+    assert 0 < n and r.truncated
+    assert f"truncated after frame {n}: gzip stream cut short" in r.warnings[0]
 
 
 def test_not_a_capture_raises_clear_error(tmp_path: Path) -> None:

@@ -267,7 +267,7 @@ class SQLiteStore(Store):
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
             # Pages of 16 KiB for a new file (an existing one keeps its own): an event document is
-            # ~1.8 KB of JSON, and on the 200k-frame mix 4 KiB pages cost 27 % more insert CPU and a
+            # ~1.1 KB of JSON, and on the 200k-frame mix 4 KiB pages cost 27 % more insert CPU and a
             # 14 % larger file (327 vs 286 MiB for 227k events; benchmarks/, docs/performance.md).
             self._db.execute("PRAGMA page_size=16384")
             self._db.execute("PRAGMA journal_mode=WAL")

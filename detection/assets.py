@@ -382,10 +382,10 @@ class AssetTracker:
             b = r.best(attr)
             chosen[attr] = b[0] if b else None
         vendor = normalize_vendor(chosen["vendor"])
-        b = r.behaviour
-        b.span_s = (r.last_seen - r.first_seen).total_seconds()
-        b.device_types = set(r.ident.get("device_type", {}))
-        role, reason = infer_role(b)
+        beh = r.behaviour
+        beh.span_s = (r.last_seen - r.first_seen).total_seconds()
+        beh.device_types = set(r.ident.get("device_type", {}))
+        role, reason = infer_role(beh)
         exposures = set(r.exposures)
         if "dnp3" in exposures:
             exposures.discard("dnp3")

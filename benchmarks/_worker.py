@@ -40,8 +40,13 @@ def decode(path: str, workers: int) -> dict[str, Any]:
     rep = DecodeReport()
     c0, w0 = cpu(), time.perf_counter()
     n = 0
-    kw = {"workers": workers} if workers > 1 else {}
-    for _ev in decode_file(path, report=rep, **kw):
+    if workers > 1:
+        from sensors.parallel import decode_parallel
+
+        events = decode_parallel(path, workers, report=rep)
+    else:
+        events = decode_file(path, report=rep)
+    for _ev in events:
         n += 1
     return {"packets": rep.packets, "bytes": rep.bytes, "events": n, "flows": rep.flows, "tcp_gaps": rep.tcp_gaps,
             "cpu": cpu() - c0, "wall": time.perf_counter() - w0, "hwm_kib": vm_hwm_kib()}

@@ -8,7 +8,7 @@ Sizes come from the environment so a quick run is possible:
     QINLING_BENCH_REPLAY    replay capture (default 200,000; its decode-only peer uses the same file)
     QINLING_BENCH_MEMORY    long capture for peak RSS (default 10,000,000; 0 skips)
     QINLING_BENCH_SCAPY     frames scapy dissects (default 20,000; extrapolated)
-    QINLING_BENCH_WORKERS   also time decode_file(workers=N) when N > 1 (default 0: skip)
+    QINLING_BENCH_WORKERS   also time sensors.parallel.decode_parallel(path, N) when N > 1 (default 0: skip)
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ MIN_GAPS = 8  # fewer gaps: no cycle is learned for an exchange
 MAX_RELATIVE_MAD = 0.35  # MAD / median above this: the exchange is not cyclic
 MEASURED_DISTINCT = 10  # a point never written with at least this many distinct values is a measurement ...
 MEASURED_STEPS = 4.0  # ... whose envelope extends this many learned steps beyond its range
+MEASURED_SPREAD = 2.0  # ... or this many times the spread it covered while learning
 COUNTER_DISTINCT = 3  # a point never written that never decreased over at least this many values counts up
 
 
@@ -85,12 +86,19 @@ class Envelope:
     n: int
     measured: bool = False  # only ever read or reported (never written) and many distinct values: a process measurement
     counter: bool = False  # only ever read or reported, never decreased, at least COUNTER_DISTINCT values: it counts up
+    distinct: int = 0  # distinct values learned (0: a model from before this field)
 
     @property
     def margin(self) -> float:
         m = max(0.25 * (self.hi - self.lo), 0.02 * max(abs(self.lo), abs(self.hi)), 1.0)
-        # A measurement wanders: a few of its learned steps beyond the range learned is still the process.
-        return max(m, MEASURED_STEPS * self.max_step) if self.measured else m
+        if self.distinct >= 2:
+            # Few values learned underestimate the range they come from: n values drawn from a range
+            # leave on average (hi - lo) / (n - 1) of it beyond each end (a setting written 3 times
+            # while learning is not yet its whole routine range).
+            m = max(m, (self.hi - self.lo) / (self.distinct - 1))
+        # A measurement wanders: a few of its learned steps, or twice the spread it covered while learning,
+        # beyond the range learned is still the process (a sudden jump is the step check's to judge).
+        return max(m, MEASURED_STEPS * self.max_step, MEASURED_SPREAD * (self.hi - self.lo)) if self.measured else m
 
     def beyond(self, value: float) -> bool:
         """Outside the envelope: below or above the learned range by more than the margin; a counter
@@ -242,6 +250,6 @@ class Learner:
                 read_only = point not in self.written
                 measured = read_only and len(set(vals)) >= MEASURED_DISTINCT
                 counter = read_only and len(set(vals)) >= COUNTER_DISTINCT and all(b >= a for a, b in zip(vals, vals[1:]))
-                b.values[point] = Envelope(min(vals), max(vals), step, rate, len(vals), measured, counter)
+                b.values[point] = Envelope(min(vals), max(vals), step, rate, len(vals), measured, counter, len(set(vals)))
         b.point_links = {p: set(s) for p, s in self.point_links.items()}
         return b

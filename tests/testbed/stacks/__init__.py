@@ -47,6 +47,7 @@ STACKS: dict[str, tuple[int, str]] = {
     "mqtt": (1883, "tcp"),
     "dnp3": (20000, "tcp"),
     "mms": (102, "tcp"),
+    "fins": (9600, "udp"),  # our FINS/UDP responder (no PLC stack installs), PyPI `fins` clients
     "aitm": (0, "ethernet"),  # an attack step only (ARP poisoning + relay): no server, no port
 }
 

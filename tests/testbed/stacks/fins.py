@@ -18,9 +18,9 @@ gets 0x0401 undefined command):
   number of bytes with bit 15 = last block): a 4 KiB program area; writes only in PROGRAM mode
   (0x2202 not possible while running otherwise).
 * 0401 run / 0402 stop: the operating mode (0x04 run, 0x00 program) that 0601 reports.
-* 0501 controller data read: parameter 0x00 model (20 bytes), version (20) and 40 bytes for
-  system use; 0x01 area data (12), CPU bus unit configuration (64), remote I/O data (1) and
-  PC status (1); no parameter both.  The model and version come from :func:`identity`.
+* 0501 controller data read: parameter 0x00 model (20 bytes), version (20), 40 bytes for
+  system use and the area data (12: 92 bytes, the layout Wireshark's omron dissector reads);
+  0x01 CPU bus unit configuration (64), remote I/O data (1) and PC status (1); no parameter both.  The model and version come from :func:`identity`.
 * 0601 controller status read (status, mode, error words, 16-byte message).
 * 0701 clock read / 0702 clock write (BCD year, month, day, hour, minute[, second[, day of week]]):
   the PLC keeps an offset to the host clock.
@@ -172,14 +172,18 @@ class Plc:
         if code == 0x0501:
             model = self.ident["controller_model"].encode("ascii")[:20].ljust(20, b" ")
             version = self.ident["controller_version"].encode("ascii")[:20].ljust(20, b" ")
-            first = model + version + bytes(40)
-            # area data (program area size, IOM size, DM words, timer/counter size, expansion DM
-            # size, steps, memory card kind and size), CPU bus unit configuration, remote I/O, PC status
-            second = (_H.pack(10) + bytes([0x17]) + _H.pack(32768) + bytes([8, 0, 0]) + bytes(4)
-                      + bytes(64) + bytes([0x00]) + bytes([0x01 if self.mode else 0x00]))
+            # 00: model, version, for system use and the area data (program area size, IOM size, DM
+            # words, timer/counter size, expansion DM size, steps, memory card kind and size) - 92
+            # bytes, the layout Wireshark's omron dissector reads; 01: CPU bus unit configuration,
+            # remote I/O data and PC status (0x01 running).
+            first = (model + version + bytes(40) + _H.pack(10) + bytes([0x17]) + _H.pack(32768)
+                     + bytes([8, 0]) + _H.pack(0) + bytes([0]) + _H.pack(0))
+            second = bytes(64) + bytes([0x00]) + bytes([0x01 if self.mode else 0x00])
             if not d:
                 return 0, first + second
-            return 0, {0x00: first, 0x01: second}.get(d[0], b"") if d[0] in (0, 1) else b""
+            if d[0] not in (0x00, 0x01):
+                return 0x110C, b""  # parameter error
+            return 0, first if d[0] == 0x00 else second
         if code == 0x0601:
             status = 0x01 if self.mode else 0x00
             return 0, bytes([status, self.mode]) + bytes(8) + b" " * 16

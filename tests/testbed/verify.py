@@ -67,6 +67,8 @@ STACK_NOTES: dict[str, tuple[int | str, str]] = {
     "IEC 61850 MMS": (102, "libiec61850 1.6 via pyiec61850-ng 1.6.1.10 (`IedServer` IEDs, `IedConnection` clients)"),
     "IEC 61850 GOOSE": ("ethertype 0x88B8", "libiec61850 1.6 via pyiec61850-ng 1.6.1.10 (`GoosePublisher`, "
                                             "`tests/testbed/stacks/goose.py`); goose_plant_attack crafted with scapy"),
+    "Omron FINS": (9600, "fins 1.0.5 clients (`fins.udp.UDPFinsConnection`) against our FINS/UDP responder (no PLC "
+                           "stack installs; `tests/testbed/stacks/fins.py`)"),
     "PROFINET": ("DCP 0x8892, IO CM UDP 34964", "DCP: pnio-dcp 1.2.0 client against our DCP responder (no device stack "
                                                 "installs; `tests/testbed/stacks/profinet.py`); profinet_plant_attack "
                                                 "(DCP, IO CM) crafted with scapy"),

@@ -27,8 +27,7 @@ EXPECTED = {
     "controller_data_read": {"qn-fins-0007"},
     "program_upload": {"qn-fins-0003"},
     "dm_write_unlisted": {"qn-fins-0006"},
-    "clock_write": set(),  # no FINS clock rule in the pack (event.action time_sync): a known gap
-    "cpu_stop": {"qn-fins-0001"},
+    "clock_write_then_stop": {"qn-fins-0001"},  # the stop only: no FINS clock rule (time_sync) in the pack
     "program_download": {"qn-fins-0001", "qn-fins-0002"},
 }
 
@@ -69,6 +68,15 @@ def test_each_attack_step_raises_its_rules_and_normal_traffic_none() -> None:
     # normal traffic is signature-clean although the engineering station writes DM 100 and reads the controller data
     eng = {(e.fins.command_name, e.fins.message_type) for e in _fins(events) if e.source.ip == ENG}
     assert {("memory_area_write", "command"), ("controller_data_read", "command")} <= eng
+    # a known gap: the attacker's clock write (0702, event.action time_sync) raises nothing, only the stop after it
+    from detection.engine import DetectionEngine
+    from detection.rules import load_rules
+
+    alerts = DetectionEngine(load_rules([REPO / "rules" / "fins"]), organization_id="testbed").process_many(events)
+    alerted = {f for a in alerts for f in a.evidence.frames or []}
+    clock = [e.evidence.frame for e in _fins(events) if e.fins.command_name == "clock_write"]
+    stop = [e.evidence.frame for e in _fins(events) if e.fins.command_name == "stop" and e.fins.message_type == "command"]
+    assert clock and not set(clock) & alerted and set(stop) <= alerted
 
 
 def test_decoded_events_follow_the_responder() -> None:

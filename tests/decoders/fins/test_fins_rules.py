@@ -43,6 +43,8 @@ def _cmd(*codes: int) -> Callable[[Event], bool]:
         ("qn-fins-0006", OMRON, _cmd(0x0102, 0x0103, 0x0105, 0x0202, 0x0203)),
         ("qn-fins-0007", QUICKDRAW, _cmd(0x0501)),
         ("qn-fins-0007", OMRON_TCP, _cmd(0x0501)),
+        ("qn-fins-0008", OMRON, _cmd(0x0702)),
+        ("qn-fins-0008", OMRON_TCP, _cmd(0x0702)),
     ],
 )
 def test_rule_fires_on_dangerous_command_only(pack: RuleSet, decoded: Callable[[str], list[Event]], rule_id: str, trace: str, dangerous: Callable[[Event], bool]) -> None:

@@ -27,7 +27,7 @@ EXPECTED = {
     "controller_data_read": {"qn-fins-0007"},
     "program_upload": {"qn-fins-0003"},
     "dm_write_unlisted": {"qn-fins-0006"},
-    "clock_write_then_stop": {"qn-fins-0001"},  # the stop only: no FINS clock rule (time_sync) in the pack
+    "clock_write_then_stop": {"qn-fins-0001", "qn-fins-0008"},
     "program_download": {"qn-fins-0001", "qn-fins-0002"},
 }
 
@@ -68,15 +68,17 @@ def test_each_attack_step_raises_its_rules_and_normal_traffic_none() -> None:
     # normal traffic is signature-clean although the engineering station writes DM 100 and reads the controller data
     eng = {(e.fins.command_name, e.fins.message_type) for e in _fins(events) if e.source.ip == ENG}
     assert {("memory_area_write", "command"), ("controller_data_read", "command")} <= eng
-    # a known gap: the attacker's clock write (0702, event.action time_sync) raises nothing, only the stop after it
+    # the attacker's clock write (0702, event.action time_sync) raises the clock rule, the stop after it the mode rule
     from detection.engine import DetectionEngine
     from detection.rules import load_rules
 
     alerts = DetectionEngine(load_rules([REPO / "rules" / "fins"]), organization_id="testbed").process_many(events)
     alerted = {f for a in alerts for f in a.evidence.frames or []}
-    clock = [e.evidence.frame for e in _fins(events) if e.fins.command_name == "clock_write"]
+    clock = [e.evidence.frame for e in _fins(events) if e.fins.command_name == "clock_write" and e.fins.message_type == "command"]
     stop = [e.evidence.frame for e in _fins(events) if e.fins.command_name == "stop" and e.fins.message_type == "command"]
-    assert clock and not set(clock) & alerted and set(stop) <= alerted
+    assert clock and set(clock) <= alerted and set(stop) <= alerted
+    by_rule = {a.rule.id: set(a.evidence.frames or []) for a in alerts if a.rule is not None}
+    assert set(clock) <= by_rule["qn-fins-0008"] and not set(stop) & by_rule["qn-fins-0008"]
 
 
 def test_decoded_events_follow_the_responder() -> None:

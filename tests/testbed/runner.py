@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .capture import Tcpdump
 from .plant import FALLBACK_PORT, HOSTS, Plant
 from .stacks import port_of, transport_of
 
@@ -144,9 +145,9 @@ class Runner:
         self.port = self._port(sc.get("port", port_of(self.stack)))
         self.agents: list[Agent] = []
         self.step_agents: dict[str, list[Agent]] = {}
-        self.tcpdump: subprocess.Popen[bytes] | None = None
-        self.tcpdump_err: list[str] = []
         self.pcap = out_dir / f"{sc['name']}.pcap"
+        self.capture = Tcpdump(lambda argv: self.plant.wrap(None, argv), self.plant.capture_iface, self.pcap,
+                               self.plant.capture_filter)
         self.t0 = 0.0
         self.t_end = 0.0
 
@@ -210,41 +211,6 @@ class Runner:
             time.sleep(delay)
 
     # --------------------------------------------------------------- phases
-    def _start_capture(self) -> None:
-        argv = ["tcpdump", "-i", self.plant.capture_iface, "-U", "-s", "0", "-n",
-                "-w", str(self.pcap), *self.plant.capture_filter]
-        if os.geteuid() == 0:
-            argv[1:1] = ["-Z", "root"]  # keep ownership simple; don't drop to tcpdump user
-        self.tcpdump = subprocess.Popen(
-            self.plant.wrap(None, argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        ready = threading.Event()
-
-        def reader() -> None:
-            assert self.tcpdump is not None and self.tcpdump.stderr is not None
-            for raw in self.tcpdump.stderr:
-                line = raw.decode(errors="replace").rstrip()
-                self.tcpdump_err.append(line)
-                if "listening on" in line:
-                    ready.set()
-
-        threading.Thread(target=reader, daemon=True).start()
-        if not ready.wait(10.0) or self.tcpdump.poll() is not None:
-            raise RuntimeError(f"tcpdump did not start: {self.tcpdump_err}")
-
-    def _stop_capture(self) -> None:
-        if self.tcpdump is None:
-            return
-        if self.tcpdump.poll() is None:
-            self.tcpdump.send_signal(signal.SIGINT)
-            try:
-                self.tcpdump.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                self.tcpdump.kill()
-                self.tcpdump.wait()
-        self.tcpdump = None
-
     def _start_plcs(self) -> None:
         for role, cfg in sorted(self.sc.get("plcs", {}).items()):
             stack = str(cfg.get("stack", self.stack))
@@ -268,7 +234,7 @@ class Runner:
         sc = self.sc
         try:
             self.plant.up()
-            self._start_capture()
+            self.capture.start()
             self._start_plcs()
             time.sleep(0.5)
             self.t0 = time.time()
@@ -307,7 +273,7 @@ class Runner:
             try:
                 for agent in self.agents:
                     agent.stop(timeout=3.0)
-                self._stop_capture()
+                self.capture.stop()
                 self.plant.down()
             finally:
                 for sig, handler in saved.items():

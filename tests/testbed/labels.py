@@ -184,6 +184,32 @@ def _observed(actions: list[dict[str, Any]]) -> str:
     return ", ".join(f"{k} x{v}" for k, v in sorted(c.items()))
 
 
+def step_entry(name: str, kind: str, frames: list[int], expect_rules: list[str], description: str,
+               **more: Any) -> dict[str, Any]:
+    """One step of a label file: its frames (compact ranges) and their count, the rules it must raise, then ``more``."""
+    return {"name": name, "kind": kind, "frames": compact_ranges(frames), "frame_count": len(frames),
+            "expect_rules": expect_rules, "description": description, **more}
+
+
+def doc_head(sc: dict[str, Any], pcap: Path, steps_out: list[dict[str, Any]], total: int, record: dict[str, Any],
+             dropped: list[str]) -> dict[str, Any]:
+    """A label file's first fields (scenario to duration_s), once the steps are checked to hold all ``total`` frames;
+    ``dropped`` (step:rule expected but not in rules/) is reported."""
+    if dropped:
+        print(f"labels: expect_rules not found in rules/: {dropped}", file=sys.stderr)
+    labelled = sum(s["frame_count"] for s in steps_out)
+    assert labelled == total, (labelled, total)
+    return {
+        "scenario": sc["name"],
+        "description": " ".join(str(sc.get("description", "")).split()),
+        "capture": pcap.name,
+        **({"holdout": True} if sc.get("holdout") else {}),
+        "sha256": sha256(pcap),
+        "frames_total": total,
+        "duration_s": round(record["t_end"] - record["t0"], 1) if record["t_end"] else None,
+    }
+
+
 def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
     sc = record["scenario"]
     pcap: Path = record["pcap"]
@@ -197,19 +223,14 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
     stack = record.get("stack", "modbus")
     rules = known_rule_ids()
     normal_items = [*sc["background"], *sc["normal_events"]]
-    steps_out: list[dict[str, Any]] = [{
-        "name": NORMAL,
-        "kind": "normal",
-        "frames": compact_ranges(frames[NORMAL]),
-        "frame_count": len(frames[NORMAL]),
-        # posture rules the plant's own configuration raises on normal traffic (e.g. an OPC UA plant
-        # run with security policy None on purpose): expected, and each must fire
-        "expect_rules": [r for r in sc.get("normal_expect_rules", []) if r in rules],
-        "description": "Everything not in an attack step: "
-                       + "; ".join(f"{i['name']} ({i['host']} -> {i['target']})"
-                                   for i in normal_items)
-                       + "; plus ARP.",
-    }]
+    # posture rules the plant's own configuration raises on normal traffic (e.g. an OPC UA plant
+    # run with security policy None on purpose): expected, and each must fire
+    steps_out = [step_entry(
+        NORMAL, "normal", frames[NORMAL], [r for r in sc.get("normal_expect_rules", []) if r in rules],
+        "Everything not in an attack step: "
+        + "; ".join(f"{i['name']} ({i['host']} -> {i['target']})" for i in normal_items)
+        + "; plus ARP.",
+    )]
     dropped: list[str] = []
     for a in sc["attacks"]:
         st = record["steps"].get(a["name"], {})
@@ -220,31 +241,16 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
         dropped += [f"{a['name']}:{r}" for r in wanted if r not in rules]
         conns = [f"{ip}:{port} -> {record['hosts'][a['target']]}:{record['port']}"
                  for ip, port in st.get("locals", [])]
-        steps_out.append({
-            "name": a["name"],
-            "kind": "attack",
-            "frames": compact_ranges(frames.get(a["name"], [])),
-            "frame_count": len(frames.get(a["name"], [])),
-            "expect_rules": expect,
-            "description": " ".join(str(a.get("description", "")).split()),
-            "host": a["host"],
-            "target": a["target"],
-            "connections": conns,
+        steps_out.append(step_entry(
+            a["name"], "attack", frames.get(a["name"], []), expect, " ".join(str(a.get("description", "")).split()),
+            host=a["host"],
+            target=a["target"],
+            connections=conns,
             **({"macs": st["macs"]} if st.get("macs") else {}),
-            "observed": _observed(st.get("actions", [])),
-        })
-    if dropped:
-        print(f"labels: expect_rules not found in rules/: {dropped}", file=sys.stderr)
-    labelled = sum(s["frame_count"] for s in steps_out)
-    assert labelled == total, (labelled, total)
+            observed=_observed(st.get("actions", [])),
+        ))
     doc = {
-        "scenario": sc["name"],
-        "description": " ".join(str(sc.get("description", "")).split()),
-        "capture": pcap.name,
-        **({"holdout": True} if sc.get("holdout") else {}),
-        "sha256": sha256(pcap),
-        "frames_total": total,
-        "duration_s": round(record["t_end"] - record["t0"], 1) if record["t_end"] else None,
+        **doc_head(sc, pcap, steps_out, total, record, dropped),
         "link": "loopback fallback (lo, 127.10.1.x)" if record["fallback"]
                 else "bridge qnbr0 in a switch netns, one netns per host",
         "port": record["port"],
@@ -258,8 +264,13 @@ def write_labels(record: dict[str, Any], out_dir: Path) -> Path:
                                  "plant's, so no rule expectations"} if record["fallback"] else {}),
         "steps": steps_out,
     }
-    out = out_dir / f"{sc['name']}.labels.yml"
-    header = ("# Generated by `python -m tests.testbed run " + sc["name"] + "`; do not edit.\n"
+    return write_label_file(out_dir, doc, "tests.testbed run")
+
+
+def write_label_file(out_dir: Path, doc: dict[str, Any], command: str) -> Path:
+    """``<scenario>.labels.yml`` in ``out_dir``: the header naming ``python -m <command> <scenario>``, then ``doc``."""
+    out = out_dir / f"{doc['scenario']}.labels.yml"
+    header = ("# Generated by `python -m " + command + " " + doc["scenario"] + "`; do not edit.\n"
               "# frames: 1-based frame numbers in the capture (as in Wireshark), compact ranges.\n"
               "# Every frame belongs to exactly one step.\n")
     with open(out, "w", encoding="utf-8") as fh:

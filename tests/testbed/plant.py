@@ -112,6 +112,27 @@ def _kill_ns_pids(ns: str) -> None:
             pass
 
 
+def add_netns(ns: str, created: list[str]) -> None:
+    """Create namespace ``ns`` (recorded in ``created`` at once, for ``delete_netns``), lo up, IPv6 off."""
+    _run(["ip", "netns", "add", ns])
+    created.append(ns)
+    _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+    for key in ("all", "default"):
+        _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+              f"net.ipv6.conf.{key}.disable_ipv6=1"], check=False)
+
+
+def delete_netns(created: list[str], who: str = "testbed") -> None:
+    """Delete the namespaces of ``created`` (newest first, their processes killed) and empty it."""
+    for ns in reversed(created):
+        _kill_ns_pids(ns)
+        res = _run(["ip", "netns", "del", ns], check=False)
+        if res.returncode != 0:
+            print(f"{who}: could not delete netns {ns}: {res.stderr.strip()}",
+                  file=sys.stderr)
+    created.clear()
+
+
 @dataclass
 class Plant:
     """A running plant network; use as a context manager (tears down in ``__exit__``)."""
@@ -184,21 +205,10 @@ class Plant:
             _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
 
     def _add_ns(self, ns: str) -> None:
-        _run(["ip", "netns", "add", ns])
-        self.created.append(ns)
-        _run(["ip", "-n", ns, "link", "set", "lo", "up"])
-        for key in ("all", "default"):
-            _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-                  f"net.ipv6.conf.{key}.disable_ipv6=1"], check=False)
+        add_netns(ns, self.created)
 
     def down(self) -> None:
-        for ns in reversed(self.created):
-            _kill_ns_pids(ns)
-            res = _run(["ip", "netns", "del", ns], check=False)
-            if res.returncode != 0:
-                print(f"testbed: could not delete netns {ns}: {res.stderr.strip()}",
-                      file=sys.stderr)
-        self.created.clear()
+        delete_netns(self.created)
 
     def describe(self) -> dict[str, dict[str, str]]:
         out = {}

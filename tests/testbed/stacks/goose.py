@@ -37,150 +37,31 @@ and its labeller, which attributes frames by client ip:port, do not fit):
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import os
 import random
-import re
-import signal
 import socket
-import struct
-import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import l2
 from .common import STOP, emit, install_signals
+from .l2 import Agent, Net, read_pcap, select_steps
 
-REPO = Path(__file__).resolve().parents[3]
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
-BRIDGE = "qnbr0"
+NS_PREFIX = "qn-goose"
 ETH_P_ALL = 0x0003
 ETHERTYPE_GOOSE = 0x88B8
 PACKET_OUTGOING = 4
-_NS_RE = re.compile(r"^qn-goose-(\d+)-[a-z0-9]+$")
 
 
 def log(msg: str) -> None:
     print(f"[goose {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
-
-
-# ------------------------------------------------------------------------------------------ network
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _kill_ns_pids(ns: str) -> None:
-    for tok in _run(["ip", "netns", "pids", ns], check=False).stdout.split():
-        try:
-            os.kill(int(tok), signal.SIGKILL)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass
-
-
-def cleanup_stale() -> list[str]:
-    """Delete ``qn-goose-<pid>-*`` namespaces whose creating pid is gone (never anything else)."""
-    removed = []
-    for line in _run(["ip", "netns", "list"], check=False).stdout.splitlines():
-        ns = line.split()[0] if line.strip() else ""
-        m = _NS_RE.match(ns)
-        if m and not _pid_alive(int(m.group(1))):
-            _kill_ns_pids(ns)
-            if _run(["ip", "netns", "del", ns], check=False).returncode == 0:
-                removed.append(ns)
-    return removed
-
-
-@dataclass
-class Net:
-    """Switch namespace with a bridge, one namespace per host; a context manager that always tears down."""
-
-    macs: dict[str, str]  # role -> eth0 MAC
-    spoof_role: str | None = None  # this host also gets eth1 (a second bridge port) for spoofed MACs
-    tag: str = field(default_factory=lambda: str(os.getpid()))
-    created: list[str] = field(default_factory=list)
-
-    def ns(self, role: str) -> str:
-        return f"qn-goose-{self.tag}-{role}"
-
-    @property
-    def switch(self) -> str:
-        return self.ns("sw")
-
-    def wrap(self, role: str | None, argv: list[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.switch if role is None else self.ns(role), *argv]
-
-    def __enter__(self) -> Net:
-        try:
-            self.up()
-        except BaseException:
-            self.down()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.down()
-
-    def _add_ns(self, ns: str) -> None:
-        _run(["ip", "netns", "add", ns])
-        self.created.append(ns)
-        _run(["ip", "-n", ns, "link", "set", "lo", "up"])
-        for key in ("all", "default"):
-            _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{key}.disable_ipv6=1"], check=False)
-
-    def _port(self, role: str, port: str, ifname: str, mac: str) -> None:
-        sw, ns = self.switch, self.ns(role)
-        _run(["ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns])
-        _run(["ip", "-n", ns, "link", "set", ifname, "address", mac])
-        _run(["ip", "-n", sw, "link", "set", port, "master", BRIDGE])
-        _run(["ip", "-n", sw, "link", "set", port, "up"])
-        _run(["ip", "-n", ns, "link", "set", ifname, "up"])
-
-    def up(self) -> None:
-        cleanup_stale()
-        self._add_ns(self.switch)
-        _run(["ip", "-n", self.switch, "link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0",
-              "mcast_snooping", "0"])  # no IGMP queries/joins of the bridge's own: a GOOSE-only capture
-        _run(["ip", "-n", self.switch, "link", "set", BRIDGE, "up"])
-        for role, mac in self.macs.items():
-            self._add_ns(self.ns(role))
-            self._port(role, role, "eth0", mac)
-        if self.spoof_role:
-            self._port(self.spoof_role, f"{self.spoof_role}x", "eth1", "02:00:0a:0a:01:ff")
-
-    def set_mac(self, role: str, ifname: str, mac: str) -> None:
-        _run(["ip", "-n", self.ns(role), "link", "set", ifname, "address", mac])
-
-    def down(self) -> None:
-        for ns in reversed(self.created):
-            _kill_ns_pids(ns)
-            res = _run(["ip", "netns", "del", ns], check=False)
-            if res.returncode != 0:
-                print(f"goose testbed: could not delete netns {ns}: {res.stderr.strip()}", file=sys.stderr)
-        self.created.clear()
-
-
-def netns_available() -> bool:
-    from ..plant import netns_available as available
-
-    return available()
 
 
 # ------------------------------------------------------------------------------ libiec61850 publisher
@@ -481,81 +362,16 @@ def shorten(sc: dict[str, Any], lead_in: float | None, steps: list[str] | None) 
         sc["lead_in"] = lead_in
         for p in sc["publishers"]:
             p["changes"] = [c for c in p.get("changes", []) if float(c["at"]) < lead_in - 0.5]
-    if steps is not None:
-        known = {a["name"] for a in sc["attacks"]}
-        if set(steps) - known:
-            raise SystemExit(f"unknown step(s) {sorted(set(steps) - known)}; known: {sorted(known)}")
-        sc["attacks"] = [a for a in sc["attacks"] if a["name"] in steps]
-    return sc
+    return select_steps(sc, steps)
 
 
-@dataclass
-class Agent:
-    name: str
-    role: str
-    proc: subprocess.Popen[str]
-    events: list[dict[str, Any]] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-    ready: threading.Event = field(default_factory=threading.Event)
-    seen_sent: threading.Event = field(default_factory=threading.Event)
-    killed_at: float | None = None
-
-    def start_readers(self) -> None:
-        def out() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    self.stderr.append(line.rstrip())
-                    continue
-                self.events.append(rec)
-                if rec.get("event") == "ready":
-                    self.ready.set()
-                elif rec.get("event") == "sent":
-                    self.seen_sent.set()
-
-        def err() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.stderr.append(line.rstrip())
-
-        for fn in (out, err):
-            threading.Thread(target=fn, daemon=True).start()
-
-    def stop(self, timeout: float = 3.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-class Recorder:
+class Recorder(l2.Recorder):
     def __init__(self, sc: dict[str, Any], out_dir: Path) -> None:
-        self.sc = sc
-        self.out_dir = out_dir
-        self.pcap = out_dir / f"{sc['name']}.pcap"
         self.macs = {role: mac.lower() for role, mac in sc["hosts"].items()}
         spoof = any(a.get("mac") == "victim" for a in sc["attacks"])
-        self.net = Net(self.macs, spoof_role="atk" if spoof else None)
+        super().__init__(sc, out_dir, Net(self.macs, NS_PREFIX, spoof_role="atk" if spoof else None), log)
         self.cbs = {p["name"]: p for p in sc["publishers"]}
-        self.publishers: dict[str, Agent] = {}
-        self.attack_agents: dict[str, Agent] = {}
-        self.step_times: dict[str, tuple[float, float]] = {}
-        self.tcpdump: subprocess.Popen[bytes] | None = None
-        self.tcpdump_err: list[str] = []
-        self.t0 = self.t_end = 0.0
-
-    def at(self, i: int, a: dict[str, Any]) -> float:
-        return float(self.sc["lead_in"]) + i * float(self.sc["spacing"])
-
-    def _popen(self, role: str, argv: list[str]) -> subprocess.Popen[str]:
-        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHONUNBUFFERED="1")
-        return subprocess.Popen(self.net.wrap(role, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, cwd=str(REPO), start_new_session=True)
+        self.publishers = self.agents  # the routine agents: one per control block
 
     def _start_publisher(self, name: str, spec: dict[str, Any]) -> Agent:
         argv = [sys.executable, "-m", "tests.testbed.stacks.goose", "_publish", "--spec", json.dumps(spec)]
@@ -566,51 +382,16 @@ class Recorder:
             raise RuntimeError(f"publisher {name} did not start: {agent.stderr[-10:]}")
         return agent
 
-    def _start_capture(self) -> None:
-        argv = ["tcpdump", "-i", BRIDGE, "-U", "-s", "0", "-n", "-w", str(self.pcap)]
-        if os.geteuid() == 0:
-            argv[1:1] = ["-Z", "root"]
-        self.tcpdump = subprocess.Popen(self.net.wrap(None, argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        start_new_session=True)
-        ready = threading.Event()
-
-        def reader() -> None:
-            assert self.tcpdump is not None and self.tcpdump.stderr is not None
-            for raw in self.tcpdump.stderr:
-                line = raw.decode(errors="replace").rstrip()
-                self.tcpdump_err.append(line)
-                if "listening on" in line:
-                    ready.set()
-
-        threading.Thread(target=reader, daemon=True).start()
-        if not ready.wait(10.0) or self.tcpdump.poll() is not None:
-            raise RuntimeError(f"tcpdump did not start: {self.tcpdump_err}")
-
-    def _stop_capture(self) -> None:
-        if self.tcpdump is not None and self.tcpdump.poll() is None:
-            self.tcpdump.send_signal(signal.SIGINT)
-            try:
-                self.tcpdump.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                self.tcpdump.kill()
-                self.tcpdump.wait()
-        self.tcpdump = None
-
-    def _wait_until(self, rel: float) -> None:
-        delay = self.t0 + rel - time.time()
-        if delay > 0:
-            time.sleep(delay)
-
     def _publisher_spec(self, p: dict[str, Any], idx: int) -> dict[str, Any]:
         spec = json.loads(json.dumps(p))
         spec["epoch"] = self.t0
         spec.setdefault("seed", int(self.sc["seed"]) * 100 + idx)
         for i, a in enumerate(self.sc["attacks"]):  # scripted changes an attack step makes on this control block
             if a.get("op") == "change" and a["target"] == p["name"]:
-                ch = dict(a["change"], at=self.at(i, a), step=a["name"])
+                ch = dict(a["change"], at=self.at(i), step=a["name"])
                 spec.setdefault("changes", []).append(ch)
                 if a.get("revert"):  # back to routine values (a normal state change) some seconds later
-                    spec["changes"].append({"at": self.at(i, a) + float(a["revert"]["after"]), "set": a["revert"]["set"]})
+                    spec["changes"].append({"at": self.at(i) + float(a["revert"]["after"]), "set": a["revert"]["set"]})
         return spec
 
     def _attack(self, a: dict[str, Any]) -> None:
@@ -630,14 +411,7 @@ class Recorder:
             argv = [sys.executable, "-m", "tests.testbed.stacks.goose", "_attack", "--spec", json.dumps(spec)]
             agent = Agent(a["name"], a.get("host", "atk"), self._popen(a.get("host", "atk"), argv))
             agent.start_readers()
-            self.attack_agents[a["name"]] = agent
-            try:
-                agent.proc.wait(timeout=20.0)
-            except subprocess.TimeoutExpired:
-                log(f"step {a['name']} did not finish in 20 s; stopping it")
-            agent.stop()
-            if agent.proc.returncode != 0:
-                log(f"step {a['name']}: rc={agent.proc.returncode} {agent.events[-3:]} {agent.stderr[-5:]}")
+            self._run_step(a["name"], agent)
         elif op == "start":
             spec = self._publisher_spec(dict(a["publisher"], step=a["name"]), 90 + len(self.publishers))
             self.cbs[a["publisher"]["name"]] = a["publisher"]
@@ -656,61 +430,18 @@ class Recorder:
             raise ValueError(f"unknown attack op {op!r}")
         self.step_times[a["name"]] = (t_start, time.time())
 
-    def run(self) -> dict[str, Any]:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.pcap.exists():
-            self.pcap.unlink()
+    def _play(self) -> None:
         sc = self.sc
-        try:
-            self.net.up()
-            self._start_capture()
-            time.sleep(0.5)
-            self.t0 = time.time() + 1.0  # publishers start within the first second
-            for i, p in enumerate(sc["publishers"]):
-                self._start_publisher(p["name"], self._publisher_spec(p, i))
-            log(f"scenario {sc['name']}: capture on {BRIDGE} -> {self.pcap}")
-            for i, a in enumerate(sc["attacks"]):
-                self._wait_until(self.at(i, a))
-                log(f"t+{time.time() - self.t0:5.1f}s attack {a['name']}")
-                self._attack(a)
-            end_rel = (self.at(len(sc["attacks"]) - 1, {}) if sc["attacks"] else float(sc["lead_in"]))
-            self._wait_until(max(end_rel, time.time() - self.t0) + float(sc["tail"]))
-            for agent in self.publishers.values():
-                agent.stop()
-            time.sleep(0.5)
-            self.t_end = time.time()
-        finally:
-            main = threading.current_thread() is threading.main_thread()
-            saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
-            try:
-                for agent in [*self.publishers.values(), *self.attack_agents.values()]:
-                    agent.stop()
-                self._stop_capture()
-                self.net.down()
-            finally:
-                for s, h in saved.items():
-                    signal.signal(s, h)
-        for agent in [*self.publishers.values(), *self.attack_agents.values()]:
-            if any("Traceback" in ln for ln in agent.stderr):
-                log(f"{agent.name} stderr: {agent.stderr[-10:]}")
-        return {"t0": self.t0, "t_end": self.t_end}
+        self.t0 = time.time() + 1.0  # publishers start within the first second
+        for i, p in enumerate(sc["publishers"]):
+            self._start_publisher(p["name"], self._publisher_spec(p, i))
+        self._attack_steps()
+        end_rel = (self.at(len(sc["attacks"]) - 1) if sc["attacks"] else float(sc["lead_in"]))
+        self._wait_until(max(end_rel, time.time() - self.t0) + float(sc["tail"]))
+        self._finish()
 
 
 # ------------------------------------------------------------------------------------------ labels
-def read_pcap(path: Path) -> list[tuple[float, bytes]]:
-    """(time, frame bytes) of every record of a classic pcap (what tcpdump -w writes)."""
-    data = path.read_bytes()
-    magic = data[:4]
-    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    out, i = [], 24
-    while i + 16 <= len(data):
-        sec, frac, incl, _ = struct.unpack(endian + "IIII", data[i:i + 16])
-        out.append((sec + frac / (1e9 if nano else 1e6), data[i + 16:i + 16 + incl]))
-        i += 16 + incl
-    return out
-
-
 def assign_frames(rec: Recorder) -> tuple[dict[str, list[int]], int, dict[str, Any]]:
     """Frame numbers (1-based) per step, the total, and per-source counts."""
     from sensors.decoders.goose.parser import parse
@@ -800,22 +531,18 @@ def _observed(rec: Recorder, a: dict[str, Any], frames: list[int]) -> str:
 
 def write_labels(rec: Recorder, record: dict[str, Any], out_dir: Path) -> Path:
     """The label file, in the layout of tests/testbed/labels.py's write_labels."""
-    from ..labels import NORMAL, compact_ranges, known_rule_ids, sha256
+    from ..labels import NORMAL, doc_head, known_rule_ids, step_entry, write_label_file
 
     sc = rec.sc
     frames, total, stats = assign_frames(rec)
     rules = known_rule_ids()
-    steps_out: list[dict[str, Any]] = [{
-        "name": NORMAL,
-        "kind": "normal",
-        "frames": compact_ranges(frames[NORMAL]),
-        "frame_count": len(frames[NORMAL]),
-        "expect_rules": [],
-        "description": "Everything not in an attack step: "
-                       + "; ".join(f"{p['name']} ({p['host']} {rec.macs[p['host']]} -> {p['dst']}, {p['gocb_ref']}"
-                                   f"{', VLAN ' + str(p['vlan']['id']) if p.get('vlan') else ''})" for p in sc["publishers"])
-                       + " - heartbeats, retransmissions and their state changes.",
-    }]
+    steps_out = [step_entry(
+        NORMAL, "normal", frames[NORMAL], [],
+        "Everything not in an attack step: "
+        + "; ".join(f"{p['name']} ({p['host']} {rec.macs[p['host']]} -> {p['dst']}, {p['gocb_ref']}"
+                    f"{', VLAN ' + str(p['vlan']['id']) if p.get('vlan') else ''})" for p in sc["publishers"])
+        + " - heartbeats, retransmissions and their state changes.",
+    )]
     dropped = []
     for a in sc["attacks"]:
         wanted = list(a.get("expect_rules", []))
@@ -830,31 +557,17 @@ def write_labels(rec: Recorder, record: dict[str, Any], out_dir: Path) -> Path:
             cb = dict(a["publisher"]) if op == "start" else {**rec.cbs[a["target"]], **(a.get("change") or {})}
             host = cb["host"]
             mac = rec.macs[host]
-        steps_out.append({
-            "name": a["name"],
-            "kind": "attack",
-            "frames": compact_ranges(frames[a["name"]]),
-            "frame_count": len(frames[a["name"]]),
-            "expect_rules": [r for r in wanted if r in rules],
-            "description": " ".join(str(a.get("description", "")).split()),
-            "host": host,
-            "target": cb.get("gocb_ref", ""),
-            "connections": [f"{mac} -> {cb.get('dst', '?')} APPID 0x{int(cb.get('appid', 0)):04x}"
-                            f"{' VLAN ' + str(cb['vlan']['id']) if cb.get('vlan') else ''} {cb.get('gocb_ref', '')}"],
-            "observed": _observed(rec, a, frames[a["name"]]),
-        })
-    if dropped:
-        print(f"labels: expect_rules not found in rules/: {dropped}", file=sys.stderr)
-    labelled = sum(s["frame_count"] for s in steps_out)
-    assert labelled == total, (labelled, total)
+        steps_out.append(step_entry(
+            a["name"], "attack", frames[a["name"]], [r for r in wanted if r in rules],
+            " ".join(str(a.get("description", "")).split()),
+            host=host,
+            target=cb.get("gocb_ref", ""),
+            connections=[f"{mac} -> {cb.get('dst', '?')} APPID 0x{int(cb.get('appid', 0)):04x}"
+                         f"{' VLAN ' + str(cb['vlan']['id']) if cb.get('vlan') else ''} {cb.get('gocb_ref', '')}"],
+            observed=_observed(rec, a, frames[a["name"]]),
+        ))
     doc = {
-        "scenario": sc["name"],
-        "description": " ".join(str(sc.get("description", "")).split()),
-        "capture": rec.pcap.name,
-        **({"holdout": True} if sc.get("holdout") else {}),
-        "sha256": sha256(rec.pcap),
-        "frames_total": total,
-        "duration_s": round(record["t_end"] - record["t0"], 1) if record["t_end"] else None,
+        **doc_head(sc, rec.pcap, steps_out, total, record, dropped),
         "link": "bridge qnbr0 in a switch netns, one netns per host (layer 2 only, no IP)",
         "port": None,
         "hosts": {role: {"mac": mac} for role, mac in rec.macs.items()},
@@ -865,54 +578,21 @@ def write_labels(rec: Recorder, record: dict[str, Any], out_dir: Path) -> Path:
         "rule_pack_ids_known": sorted(rules),
         "steps": steps_out,
     }
-    out = out_dir / f"{sc['name']}.labels.yml"
-    header = ("# Generated by `python -m tests.testbed.stacks.goose " + sc["name"] + "`; do not edit.\n"
-              "# frames: 1-based frame numbers in the capture (as in Wireshark), compact ranges.\n"
-              "# Every frame belongs to exactly one step.\n")
-    with open(out, "w", encoding="utf-8") as fh:
-        fh.write(header)
-        yaml.safe_dump(doc, fh, sort_keys=False, width=100, allow_unicode=True)
-    return out
+    return write_label_file(out_dir, doc, "tests.testbed.stacks.goose")
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def _sigterm(_signo: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("_publish", "_attack"):
-        spec = json.loads(argv[argv.index("--spec") + 1])
-        return serve_publisher(spec) if argv[0] == "_publish" else run_attack(spec)
-    if argv and argv[0] == "cleanup":
-        for ns in cleanup_stale():
-            print(f"deleted {ns}")
-        return 0
-    ap = argparse.ArgumentParser(prog="python -m tests.testbed.stacks.goose")
-    ap.add_argument("scenario", help="tests/testbed/scenarios/<name>.yml (stack: goose) or a path")
-    ap.add_argument("--out", type=Path, default=Path("pcaps/goose"))
-    ap.add_argument("--lead-in", type=float, default=None, help="override the seconds before the first attack step")
-    ap.add_argument("--steps", default=None, help="comma-separated subset of the attack steps")
-    args = ap.parse_args(argv)
-    if not netns_available():
-        log("network namespaces unavailable (need root and `ip netns`)")
+    rc = l2.main_prologue(argv, NS_PREFIX, {"_publish": serve_publisher, "_attack": run_attack})
+    if rc is not None:
+        return rc
+    args = l2.parse_args(argv, "python -m tests.testbed.stacks.goose", "pcaps/goose", log,
+                         help="tests/testbed/scenarios/<name>.yml (stack: goose) or a path")
+    if args is None:
         return 2
-    sc = load_scenario(args.scenario)
-    sc = shorten(sc, args.lead_in, [s for s in args.steps.split(",") if s] if args.steps is not None else None)
-    signal.signal(signal.SIGTERM, _sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    rec = Recorder(sc, args.out)
-    try:
-        record = rec.run()
-    except KeyboardInterrupt:
-        log("interrupted; everything torn down")
-        return 130
-    labels = write_labels(rec, record, args.out)
-    size = rec.pcap.stat().st_size
-    log(f"wrote {rec.pcap} ({size} bytes) and {labels}")
-    print(json.dumps({"pcap": str(rec.pcap), "labels": str(labels), "bytes": size}))
-    return 0
+    sc = shorten(load_scenario(args.scenario), args.lead_in, args.steps)
+    return l2.record(Recorder(sc, args.out), write_labels, log)
 
 
 if __name__ == "__main__":

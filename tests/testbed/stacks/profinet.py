@@ -5,8 +5,8 @@
         --steps rename_device,blink_then_reset
     .venv/bin/python -m tests.testbed.stacks.profinet cleanup   # stale qn-pn-<pid>-* of dead runs
 
-DCP is layer 2 (ethertype 0x8892), so like GOOSE (tests/testbed/stacks/goose.py, whose ``Net`` bridge
-and ``Agent`` reader this module reuses) it has its own small recorder:
+DCP is layer 2 (ethertype 0x8892), so like GOOSE (tests/testbed/stacks/goose.py) it has its own small
+recorder, on the layer-2 recorders' shared network, agents and capture (tests/testbed/stacks/l2.py):
 
 * network: a switch namespace ``qn-pn-<pid>-sw`` holding bridge ``qnbr0`` (tcpdump runs there) and one
   namespace ``qn-pn-<pid>-<role>`` per host, its ``eth0`` a veth into the bridge with the scenario's
@@ -34,33 +34,25 @@ and ``Agent`` reader this module reuses) it has its own small recorder:
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import re
-import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import l2
 from .common import STOP, emit, install_signals
-from .goose import BRIDGE, Agent, Net, _kill_ns_pids, _pid_alive, _run, read_pcap
+from .l2 import Agent, Net, read_pcap, select_steps
 
-REPO = Path(__file__).resolve().parents[3]
 ETHERTYPE_DCP = 0x8892
 DCP_MULTICAST = "01:0e:cf:00:00:00"
 FRAME_HELLO, FRAME_GET_SET, FRAME_IDENT_REQ, FRAME_IDENT_RES = 0xFEFC, 0xFEFD, 0xFEFE, 0xFEFF
 SVC_GET, SVC_SET, SVC_IDENTIFY = 3, 4, 5
-_NS_RE = re.compile(r"^qn-pn-(\d+)-[a-z0-9]+$")
+NS_PREFIX = "qn-pn"
 
 #: the one scenario (no YAML: the recorder is its only reader).  MACs: locally administered, built from
 #: the plant's addresses like rules/lists.yml's (the engineering station 02:00:0a:0a:01:14 is listed in
@@ -111,48 +103,6 @@ SCENARIO: dict[str, Any] = {
 
 def log(msg: str) -> None:
     print(f"[profinet {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# ------------------------------------------------------------------------------------------ network
-def cleanup_stale() -> list[str]:
-    """Delete ``qn-pn-<pid>-*`` namespaces whose creating pid is gone (never anything else)."""
-    removed = []
-    for line in _run(["ip", "netns", "list"], check=False).stdout.splitlines():
-        ns = line.split()[0] if line.strip() else ""
-        m = _NS_RE.match(ns)
-        if m and not _pid_alive(int(m.group(1))):
-            _kill_ns_pids(ns)
-            if _run(["ip", "netns", "del", ns], check=False).returncode == 0:
-                removed.append(ns)
-    return removed
-
-
-@dataclass
-class PnNet(Net):
-    """goose.Net's bridge and veths under ``qn-pn-<pid>-*`` names, with IPv4 addresses on the clients' eth0."""
-
-    ips: dict[str, str] = field(default_factory=dict)  # role -> address (/24)
-
-    def ns(self, role: str) -> str:
-        return f"qn-pn-{self.tag}-{role}"
-
-    def up(self) -> None:
-        cleanup_stale()
-        self._add_ns(self.switch)
-        _run(["ip", "-n", self.switch, "link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0",
-              "mcast_snooping", "0"])
-        _run(["ip", "-n", self.switch, "link", "set", BRIDGE, "up"])
-        for role, mac in self.macs.items():
-            self._add_ns(self.ns(role))
-            self._port(role, role, "eth0", mac)
-        for role, ip in self.ips.items():
-            _run(["ip", "-n", self.ns(role), "addr", "add", f"{ip}/24", "dev", "eth0"])
-
-
-def netns_available() -> bool:
-    from ..plant import netns_available as available
-
-    return available()
 
 
 # ------------------------------------------------------------------------------------------ DCP bytes
@@ -398,33 +348,14 @@ def shorten(sc: dict[str, Any], lead_in: float | None, steps: list[str] | None) 
     sc = json.loads(json.dumps(sc))
     if lead_in is not None:
         sc["lead_in"] = lead_in
-    if steps is not None:
-        known = {a["name"] for a in sc["attacks"]}
-        if set(steps) - known:
-            raise SystemExit(f"unknown step(s) {sorted(set(steps) - known)}; known: {sorted(known)}")
-        sc["attacks"] = [a for a in sc["attacks"] if a["name"] in steps]
-    return sc
+    return select_steps(sc, steps)
 
 
-class Recorder:
+class Recorder(l2.Recorder):
     def __init__(self, sc: dict[str, Any], out_dir: Path) -> None:
-        self.sc = sc
-        self.out_dir = out_dir
-        self.pcap = out_dir / f"{sc['name']}.pcap"
         self.hosts = sc["hosts"]
         self.macs = {role: h["mac"].lower() for role, h in self.hosts.items()}
-        self.net = PnNet(self.macs, ips={r: self.hosts[r]["ip"] for r in ("eng", "atk")})
-        self.agents: dict[str, Agent] = {}
-        self.attack_agents: dict[str, Agent] = {}
-        self.step_times: dict[str, tuple[float, float]] = {}
-        self.tcpdump: subprocess.Popen[bytes] | None = None
-        self.tcpdump_err: list[str] = []
-        self.t0 = self.t_end = 0.0
-
-    def _popen(self, role: str, argv: list[str]) -> subprocess.Popen[str]:
-        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHONUNBUFFERED="1")
-        return subprocess.Popen(self.net.wrap(role, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, cwd=str(REPO), start_new_session=True)
+        super().__init__(sc, out_dir, Net(self.macs, NS_PREFIX, ips={r: self.hosts[r]["ip"] for r in ("eng", "atk")}), log)
 
     def _agent(self, name: str, role: str, mode: str, spec: dict[str, Any]) -> Agent:
         argv = [sys.executable, "-m", "tests.testbed.stacks.profinet", mode, "--spec", json.dumps(spec)]
@@ -432,106 +363,34 @@ class Recorder:
         agent.start_readers()
         return agent
 
-    def _start_capture(self) -> None:
-        argv = ["tcpdump", "-i", BRIDGE, "-U", "-s", "0", "-n", "-w", str(self.pcap)]
-        if os.geteuid() == 0:
-            argv[1:1] = ["-Z", "root"]
-        self.tcpdump = subprocess.Popen(self.net.wrap(None, argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        start_new_session=True)
-        ready = threading.Event()
-
-        def reader() -> None:
-            assert self.tcpdump is not None and self.tcpdump.stderr is not None
-            for raw in self.tcpdump.stderr:
-                line = raw.decode(errors="replace").rstrip()
-                self.tcpdump_err.append(line)
-                if "listening on" in line:
-                    ready.set()
-
-        threading.Thread(target=reader, daemon=True).start()
-        if not ready.wait(10.0) or self.tcpdump.poll() is not None:
-            raise RuntimeError(f"tcpdump did not start: {self.tcpdump_err}")
-
-    def _stop_capture(self) -> None:
-        if self.tcpdump is not None and self.tcpdump.poll() is None:
-            self.tcpdump.send_signal(signal.SIGINT)
-            try:
-                self.tcpdump.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                self.tcpdump.kill()
-                self.tcpdump.wait()
-        self.tcpdump = None
-
-    def _wait_until(self, rel: float) -> None:
-        delay = self.t0 + rel - time.time()
-        if delay > 0:
-            time.sleep(delay)
-
     def _attack(self, a: dict[str, Any]) -> None:
         spec = {"ip": self.hosts["atk"]["ip"],
                 "calls": [{"call": c["call"], "args": c.get("args", []),
                            "target_mac": self.macs[c["target"]] if c.get("target") else None} for c in step_calls(a)]}
         t_start = time.time()
         agent = self._agent(a["name"], "atk", "_attack", spec)
-        self.attack_agents[a["name"]] = agent
-        try:
-            agent.proc.wait(timeout=20.0)
-        except subprocess.TimeoutExpired:
-            log(f"step {a['name']} did not finish in 20 s; stopping it")
-        agent.stop()
-        time.sleep(0.3)  # let the reader threads drain
-        if agent.proc.returncode != 0:
-            log(f"step {a['name']}: rc={agent.proc.returncode} {agent.events[-3:]} {agent.stderr[-5:]}")
+        self._run_step(a["name"], agent, drain=0.3)  # 0.3 s: let the reader threads drain
         self.step_times[a["name"]] = (t_start, time.time())
 
-    def run(self) -> dict[str, Any]:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.pcap.exists():
-            self.pcap.unlink()
+    def _play(self) -> None:
         sc = self.sc
-        try:
-            self.net.up()
-            self._start_capture()
-            time.sleep(0.5)
-            devices = [r for r in self.hosts if r.startswith("dev")]
-            for role in devices:
-                spec = {**self.hosts[role], "netmask": sc["netmask"], "gateway": sc["gateway"]}
-                self.agents[role] = self._agent(role, role, "_device", spec)
-            for role in devices:
-                if not self.agents[role].ready.wait(10.0):
-                    raise RuntimeError(f"device {role} did not start: {self.agents[role].stderr[-10:]}")
-            self.t0 = time.time()
-            eng = {"ip": self.hosts["eng"]["ip"], "period": sc["period"], "devices": [self.macs[r] for r in devices]}
-            self.agents["eng"] = self._agent("eng", "eng", "_eng", eng)
-            if not self.agents["eng"].ready.wait(10.0):
-                raise RuntimeError(f"engineering station did not start: {self.agents['eng'].stderr[-10:]}")
-            log(f"scenario {sc['name']}: capture on {BRIDGE} -> {self.pcap}")
-            for i, a in enumerate(sc["attacks"]):
-                self._wait_until(float(sc["lead_in"]) + i * float(sc["spacing"]))
-                log(f"t+{time.time() - self.t0:5.1f}s attack {a['name']}")
-                self._attack(a)
-            self._wait_until(time.time() - self.t0 + float(sc["tail"]))
-            self.agents["eng"].stop(timeout=8.0)  # the station finishes its cycle's call first
-            time.sleep(0.3)
-            for agent in self.agents.values():
-                agent.stop()
-            time.sleep(0.5)
-            self.t_end = time.time()
-        finally:
-            main = threading.current_thread() is threading.main_thread()
-            saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
-            try:
-                for agent in [*self.agents.values(), *self.attack_agents.values()]:
-                    agent.stop()
-                self._stop_capture()
-                self.net.down()
-            finally:
-                for s, h in saved.items():
-                    signal.signal(s, h)
-        for agent in [*self.agents.values(), *self.attack_agents.values()]:
-            if any("Traceback" in ln for ln in agent.stderr):
-                log(f"{agent.name} stderr: {agent.stderr[-10:]}")
-        return {"t0": self.t0, "t_end": self.t_end}
+        devices = [r for r in self.hosts if r.startswith("dev")]
+        for role in devices:
+            spec = {**self.hosts[role], "netmask": sc["netmask"], "gateway": sc["gateway"]}
+            self.agents[role] = self._agent(role, role, "_device", spec)
+        for role in devices:
+            if not self.agents[role].ready.wait(10.0):
+                raise RuntimeError(f"device {role} did not start: {self.agents[role].stderr[-10:]}")
+        self.t0 = time.time()
+        eng = {"ip": self.hosts["eng"]["ip"], "period": sc["period"], "devices": [self.macs[r] for r in devices]}
+        self.agents["eng"] = self._agent("eng", "eng", "_eng", eng)
+        if not self.agents["eng"].ready.wait(10.0):
+            raise RuntimeError(f"engineering station did not start: {self.agents['eng'].stderr[-10:]}")
+        self._attack_steps()
+        self._wait_until(time.time() - self.t0 + float(sc["tail"]))
+        self.agents["eng"].stop(timeout=8.0)  # the station finishes its cycle's call first
+        time.sleep(0.3)
+        self._finish()
 
 
 # ------------------------------------------------------------------------------------------ labels
@@ -583,53 +442,36 @@ def _observed(rec: Recorder, name: str) -> str:
 
 def write_labels(rec: Recorder, record: dict[str, Any], out_dir: Path) -> Path:
     """The label file, in the layout of tests/testbed/labels.py's write_labels."""
-    from ..labels import NORMAL, compact_ranges, known_rule_ids, sha256
+    from ..labels import NORMAL, doc_head, known_rule_ids, step_entry, write_label_file
 
     sc = rec.sc
     frames, total, stats = assign_frames(rec)
     rules = known_rule_ids()
     devs = [r for r in rec.hosts if r.startswith("dev")]
-    steps_out: list[dict[str, Any]] = [{
-        "name": NORMAL,
-        "kind": "normal",
-        "frames": compact_ranges(frames[NORMAL]),
-        "frame_count": len(frames[NORMAL]),
-        "expect_rules": [],
-        "description": f"Everything not in an attack step: the engineering station ({rec.macs['eng']}, pnio-dcp) every "
-                       f"{sc['period']:g} s: Identify All, then Get NameOfStation and Get IP of "
-                       + ", ".join(f"{r} ({rec.macs[r]} {rec.hosts[r]['name']!r})" for r in devs)
-                       + "; the devices' answers (our DCP responder).",
-    }]
+    steps_out = [step_entry(
+        NORMAL, "normal", frames[NORMAL], [],
+        f"Everything not in an attack step: the engineering station ({rec.macs['eng']}, pnio-dcp) every "
+        f"{sc['period']:g} s: Identify All, then Get NameOfStation and Get IP of "
+        + ", ".join(f"{r} ({rec.macs[r]} {rec.hosts[r]['name']!r})" for r in devs)
+        + "; the devices' answers (our DCP responder).",
+    )]
     dropped = []
     for a in sc["attacks"]:
         wanted = list(a.get("expect_rules", []))
         dropped += [f"{a['name']}:{r}" for r in wanted if r not in rules]
         calls = step_calls(a)
         targets = sorted({c["target"] for c in calls if c.get("target")})
-        steps_out.append({
-            "name": a["name"],
-            "kind": "attack",
-            "frames": compact_ranges(frames[a["name"]]),
-            "frame_count": len(frames[a["name"]]),
-            "expect_rules": [r for r in wanted if r in rules],
-            "description": " ".join(str(a.get("description", "")).split()),
-            "host": "atk",
-            "target": ", ".join(targets) or "all devices",
-            "connections": [f"{rec.macs['atk']} -> {rec.macs[c['target']] if c.get('target') else DCP_MULTICAST} DCP "
-                            f"pnio_dcp.{c['call']}({', '.join(json.dumps(x) for x in c.get('args', []))})" for c in calls],
-            "observed": _observed(rec, a["name"]),
-        })
-    if dropped:
-        print(f"labels: expect_rules not found in rules/: {dropped}", file=sys.stderr)
-    labelled = sum(s["frame_count"] for s in steps_out)
-    assert labelled == total, (labelled, total)
+        steps_out.append(step_entry(
+            a["name"], "attack", frames[a["name"]], [r for r in wanted if r in rules],
+            " ".join(str(a.get("description", "")).split()),
+            host="atk",
+            target=", ".join(targets) or "all devices",
+            connections=[f"{rec.macs['atk']} -> {rec.macs[c['target']] if c.get('target') else DCP_MULTICAST} DCP "
+                         f"pnio_dcp.{c['call']}({', '.join(json.dumps(x) for x in c.get('args', []))})" for c in calls],
+            observed=_observed(rec, a["name"]),
+        ))
     doc = {
-        "scenario": sc["name"],
-        "description": " ".join(str(sc.get("description", "")).split()),
-        "capture": rec.pcap.name,
-        "sha256": sha256(rec.pcap),
-        "frames_total": total,
-        "duration_s": round(record["t_end"] - record["t0"], 1) if record["t_end"] else None,
+        **doc_head(sc, rec.pcap, steps_out, total, record, dropped),  # no holdout: the scenario has none
         "link": "bridge qnbr0 in a switch netns, one netns per host (layer 2; IPv4 on the clients' eth0 only "
                 "for pnio_dcp to find its NIC)",
         "port": None,
@@ -644,53 +486,21 @@ def write_labels(rec: Recorder, record: dict[str, Any], out_dir: Path) -> Path:
         "rule_pack_ids_known": sorted(rules),
         "steps": steps_out,
     }
-    out = out_dir / f"{sc['name']}.labels.yml"
-    header = ("# Generated by `python -m tests.testbed.stacks.profinet " + sc["name"] + "`; do not edit.\n"
-              "# frames: 1-based frame numbers in the capture (as in Wireshark), compact ranges.\n"
-              "# Every frame belongs to exactly one step.\n")
-    with open(out, "w", encoding="utf-8") as fh:
-        fh.write(header)
-        yaml.safe_dump(doc, fh, sort_keys=False, width=100, allow_unicode=True)
-    return out
+    return write_label_file(out_dir, doc, "tests.testbed.stacks.profinet")
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def _sigterm(_signo: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("_device", "_eng", "_attack"):
-        spec = json.loads(argv[argv.index("--spec") + 1])
-        return {"_device": serve_device, "_eng": serve_engineering, "_attack": run_attack}[argv[0]](spec)
-    if argv and argv[0] == "cleanup":
-        for ns in cleanup_stale():
-            print(f"deleted {ns}")
-        return 0
-    ap = argparse.ArgumentParser(prog="python -m tests.testbed.stacks.profinet")
-    ap.add_argument("scenario", choices=[SCENARIO["name"]])
-    ap.add_argument("--out", type=Path, default=Path("pcaps/profinet"))
-    ap.add_argument("--lead-in", type=float, default=None, help="override the seconds before the first attack step")
-    ap.add_argument("--steps", default=None, help="comma-separated subset of the attack steps")
-    args = ap.parse_args(argv)
-    if not netns_available():
-        log("network namespaces unavailable (need root and `ip netns`)")
+    rc = l2.main_prologue(argv, NS_PREFIX, {"_device": serve_device, "_eng": serve_engineering, "_attack": run_attack})
+    if rc is not None:
+        return rc
+    args = l2.parse_args(argv, "python -m tests.testbed.stacks.profinet", "pcaps/profinet", log,
+                         choices=[SCENARIO["name"]])
+    if args is None:
         return 2
-    sc = shorten(SCENARIO, args.lead_in, [s for s in args.steps.split(",") if s] if args.steps is not None else None)
-    signal.signal(signal.SIGTERM, _sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    rec = Recorder(sc, args.out)
-    try:
-        record = rec.run()
-    except KeyboardInterrupt:
-        log("interrupted; everything torn down")
-        return 130
-    labels = write_labels(rec, record, args.out)
-    size = rec.pcap.stat().st_size
-    log(f"wrote {rec.pcap} ({size} bytes) and {labels}")
-    print(json.dumps({"pcap": str(rec.pcap), "labels": str(labels), "bytes": size}))
-    return 0
+    sc = shorten(SCENARIO, args.lead_in, args.steps)
+    return l2.record(Recorder(sc, args.out), write_labels, log)
 
 
 if __name__ == "__main__":

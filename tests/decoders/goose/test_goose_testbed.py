@@ -5,46 +5,21 @@ re-records a short version of the scenario (needs root, ip netns and tcpdump).""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 import yaml
 
-from detection.engine import DetectionEngine
-from detection.rules import load_rules
-from pipeline.schema import Event
-from sensors.engine import DecodeReport, decode_file
+from tests.decoders.l2_testbed import decode, fired_per_step, record_fresh
 from tests.scenarios import load
 from tests.testbed.fresh import SKIP_REASON, can_run
-from tests.testbed.labels import expand_ranges, sha256
+from tests.testbed.labels import sha256
 
 REPO = Path(__file__).resolve().parents[3]
 NAME = "goose_testbed_attack"
 LABELS = REPO / "pcaps" / "goose" / f"{NAME}.labels.yml"
 GOOSE_RULES = {f"qn-goose-{n:04d}" for n in range(1, 5)}  # qn-goose-0005 (malformed PDU): libiec61850 sends none
-
-
-def _decode(pcap: Path) -> list[Event]:
-    rep = DecodeReport()
-    events = list(decode_file(pcap, report=rep))
-    assert rep.decoder_errors == 0
-    return events
-
-
-def _fired_per_step(labels: dict, pcap: Path) -> tuple[dict[str, set[str]], list[Event]]:
-    step_of = {f: s["name"] for s in labels["steps"] for f in expand_ranges(s["frames"])}
-    events = _decode(pcap)
-    alerts = DetectionEngine(load_rules([REPO / "rules" / "goose"]), organization_id="testbed").process_many(events)
-    fired: dict[str, set[str]] = defaultdict(set)
-    for a in alerts:
-        assert a.rule is not None and a.evidence is not None and a.evidence.frames
-        for f in a.evidence.frames:
-            fired[step_of[f]].add(a.rule.id)
-    return fired, events
 
 
 def test_labels_cover_the_recorded_capture() -> None:
@@ -61,7 +36,7 @@ def test_labels_cover_the_recorded_capture() -> None:
 
 def test_each_attack_step_raises_its_rules_and_normal_traffic_none() -> None:
     doc = yaml.safe_load(LABELS.read_text(encoding="utf-8"))
-    fired, events = _fired_per_step(doc, load(LABELS).capture)
+    fired, events = fired_per_step(doc, load(LABELS).capture, "goose")
     goose = [e for e in events if e.event.dataset == "goose"]
     assert len(goose) == doc["frames_total"]
     assert all(e.goose is not None and e.goose.parse_status == "ok" for e in goose), "libiec61850 frames decode cleanly"
@@ -80,7 +55,7 @@ def test_each_attack_step_raises_its_rules_and_normal_traffic_none() -> None:
 def test_decoded_fields_agree_with_tshark_per_frame(tshark: str) -> None:
     pcap = load(LABELS).capture
     mine = {}
-    for e in _decode(pcap):
+    for e in decode(pcap):
         g = e.goose
         assert g is not None and e.evidence is not None
         mine[e.evidence.frame] = (g.appid, g.gocb_ref, g.st_num, g.sq_num, g.simulation, g.nds_com, g.conf_rev, g.dat_set)
@@ -109,29 +84,11 @@ def test_decoded_fields_agree_with_tshark_per_frame(tshark: str) -> None:
 def test_fresh_recording_from_libiec61850(tmp_path: Path) -> None:
     """Re-record a short version (4 s lead-in, three steps) and check the labels and rules on it (~20 s)."""
     steps = ["st_num_jump", "replay_old_frame", "needs_commissioning"]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "tests.testbed.stacks.goose", NAME, "--out", str(tmp_path), "--lead-in", "4",
-                           "--steps", ",".join(steps)], cwd=REPO, env=env, capture_output=True, text=True, timeout=90)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    own = [ln for ln in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.splitlines()
-           if ln.startswith("qn-goose-")]
-    assert not [ln for ln in own if not _alive(ln)], f"namespaces left behind: {own}"
-    doc = yaml.safe_load((tmp_path / f"{NAME}.labels.yml").read_text(encoding="utf-8"))
-    assert [s["name"] for s in doc["steps"]] == ["normal_polling", *steps]
+    doc = record_fresh("goose", NAME, tmp_path, steps, "qn-goose", timeout=90)
     assert all(s["frame_count"] > 0 for s in doc["steps"])
-    fired, _ = _fired_per_step(doc, tmp_path / f"{NAME}.pcap")
+    fired, _ = fired_per_step(doc, tmp_path / f"{NAME}.pcap", "goose")
     assert not fired.get("normal_polling"), fired
     assert fired["st_num_jump"] == {"qn-goose-0002", "qn-goose-0003"}
     assert fired["replay_old_frame"] == {"qn-goose-0003"}
     assert fired["needs_commissioning"] == {"qn-goose-0004"}
 
-
-def _alive(ns_line: str) -> bool:
-    """A qn-goose-<pid>-* namespace of a run still going (another test session) is not a leftover."""
-    try:
-        os.kill(int(ns_line.split()[0].split("-")[2]), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -6,11 +6,8 @@ short version (needs root, ip netns and tcpdump)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -18,36 +15,16 @@ import yaml
 
 from detection.engine import DetectionEngine
 from detection.rules import load_rules
-from pipeline.schema import Event
-from sensors.engine import DecodeReport, decode_file
+from tests.decoders.l2_testbed import decode, fired_per_step, record_fresh
 from tests.scenarios import load
 from tests.testbed.fresh import SKIP_REASON, can_run
-from tests.testbed.labels import expand_ranges, sha256
+from tests.testbed.labels import sha256
 
 REPO = Path(__file__).resolve().parents[3]
 NAME = "profinet_testbed_attack"
 LABELS = REPO / "pcaps" / "profinet" / f"{NAME}.labels.yml"
 #: the DCP rules; qn-profinet-0003 is IO CM (no IO CM here: pnio-dcp speaks DCP only)
 DCP_RULES = {"qn-profinet-0001", "qn-profinet-0002", "qn-profinet-0004"}
-
-
-def _decode(pcap: Path) -> list[Event]:
-    rep = DecodeReport()
-    events = list(decode_file(pcap, report=rep))
-    assert rep.decoder_errors == 0
-    return events
-
-
-def _fired_per_step(labels: dict, pcap: Path) -> tuple[dict[str, set[str]], list[Event]]:
-    step_of = {f: s["name"] for s in labels["steps"] for f in expand_ranges(s["frames"])}
-    events = _decode(pcap)
-    alerts = DetectionEngine(load_rules([REPO / "rules" / "profinet"]), organization_id="testbed").process_many(events)
-    fired: dict[str, set[str]] = defaultdict(set)
-    for a in alerts:
-        assert a.rule is not None and a.evidence is not None and a.evidence.frames
-        for f in a.evidence.frames:
-            fired[step_of[f]].add(a.rule.id)
-    return fired, events
 
 
 def test_labels_cover_the_recorded_capture() -> None:
@@ -72,7 +49,7 @@ def test_labels_cover_the_recorded_capture() -> None:
 
 def test_each_attack_step_raises_its_rules_and_normal_traffic_none() -> None:
     doc = yaml.safe_load(LABELS.read_text(encoding="utf-8"))
-    fired, events = _fired_per_step(doc, load(LABELS).capture)
+    fired, events = fired_per_step(doc, load(LABELS).capture, "profinet")
     pn = [e for e in events if e.event.dataset == "profinet"]
     assert len(pn) == doc["frames_total"], "one event per DCP frame"
     assert not fired.get("normal_polling"), f"normal traffic raised {sorted(fired['normal_polling'])}"
@@ -92,7 +69,7 @@ def test_the_devices_answers_decode_as_what_the_responder_announced() -> None:
     """Identify responses carry our responder's blocks, and its state follows the attacker's Sets."""
     doc = yaml.safe_load(LABELS.read_text(encoding="utf-8"))
     hosts = doc["hosts"]
-    events = _decode(load(LABELS).capture)
+    events = decode(load(LABELS).capture)
     ident = [e.profinet for e in events if e.profinet and e.profinet.dcp_service_name == "identify"
              and e.profinet.dcp_service_type == 1]
     assert ident
@@ -148,7 +125,7 @@ def _tshark_dcp(tshark: str, pcap: Path) -> dict[int, tuple]:
 def test_decoded_fields_agree_with_tshark_per_frame(tshark: str) -> None:
     pcap = load(LABELS).capture
     mine = {}
-    for e in _decode(pcap):
+    for e in decode(pcap):
         p = e.profinet
         assert p is not None and e.evidence is not None and p.service == "dcp"
         mine[e.evidence.frame] = (p.dcp_service_id, p.dcp_service_type, p.xid,
@@ -174,29 +151,11 @@ def test_fresh_recording_from_pnio_dcp(tmp_path: Path) -> None:
     """Re-record a short version (4 s lead-in, three steps) and check the labels and rules on it (~25 s)."""
     pytest.importorskip("pnio_dcp", reason="pnio-dcp not installed (the test extra)")
     steps = ["identify_sweep", "rename_device", "blink_then_reset"]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "tests.testbed.stacks.profinet", NAME, "--out", str(tmp_path), "--lead-in",
-                           "4", "--steps", ",".join(steps)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    own = [ln for ln in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.splitlines()
-           if ln.startswith("qn-pn-")]
-    assert not [ln for ln in own if not _alive(ln)], f"namespaces left behind: {own}"
-    doc = yaml.safe_load((tmp_path / f"{NAME}.labels.yml").read_text(encoding="utf-8"))
-    assert [s["name"] for s in doc["steps"]] == ["normal_polling", *steps]
+    doc = record_fresh("profinet", NAME, tmp_path, steps, "qn-pn", timeout=120)
     assert all(s["frame_count"] > 0 for s in doc["steps"]) and doc["attacker_frames_outside_steps"] == 0
-    fired, _ = _fired_per_step(doc, tmp_path / f"{NAME}.pcap")
+    fired, _ = fired_per_step(doc, tmp_path / f"{NAME}.pcap", "profinet")
     assert not fired.get("normal_polling"), fired
     assert fired["identify_sweep"] == {"qn-profinet-0004"}
     assert fired["rename_device"] == {"qn-profinet-0001"}
     assert fired["blink_then_reset"] == {"qn-profinet-0002"}
 
-
-def _alive(ns_line: str) -> bool:
-    """A qn-pn-<pid>-* namespace of a run still going (another test session) is not a leftover."""
-    try:
-        os.kill(int(ns_line.split()[0].split("-")[2]), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True

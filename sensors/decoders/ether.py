@@ -11,9 +11,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol
 
-from pipeline.schema import Event
+from pipeline.schema import Anomaly, Event
 
-from .base import Conn, FrameMeta
+from .base import Conn, Direction, FrameMeta, make_event
 
 TRANSPORT = "ethernet"
 MAX_CONNS = 4096  # cached (sender, receiver, vlan) envelopes per decoder; cleared, never grown past this
@@ -67,3 +67,9 @@ class Envelopes:
             frame=frame.frame, time=frame.time, conn=conn, file_sha256=frame.file_sha256, file=frame.file,
             observer_id=frame.observer_id, organization_id=frame.organization_id,
         )
+
+    def decoder_error(self, frame: EtherFrame, dataset: str, exc: Exception) -> Event:
+        """The anomaly event a decoder bug on ``frame`` becomes (a layer-2 decoder never raises), sender to receiver."""
+        return make_event(self.meta(frame, frame.src_mac, frame.dst_mac), Direction.TO_SERVER, dataset=dataset,
+                          action="anomaly",
+                          anomaly=Anomaly(code="decoder_error", message=f"{type(exc).__name__}: {exc}"[:500]))

@@ -67,9 +67,7 @@ class ArpDecoder:
             return [make_event(meta, direction, dataset=DATASET, action=action, anomaly=anomaly, arp=arp)]
         except Exception as exc:  # a decoder never raises: a bug becomes an anomaly event
             log.debug("ARP decoder error on frame %s", frame.frame, exc_info=True)
-            meta = self._env.meta(frame, frame.src_mac, frame.dst_mac)
-            return [make_event(meta, Direction.TO_SERVER, dataset=DATASET, action="anomaly",
-                               anomaly=Anomaly(code="decoder_error", message=f"{type(exc).__name__}: {exc}"[:500]))]
+            return [self._env.decoder_error(frame, DATASET, exc)]
 
     def close(self) -> list[Event]:
         self._pending.clear()

@@ -50,9 +50,7 @@ class ProfinetRtDecoder:
                     outcome = "failure" if p.dcp_service_type == 5 or any(b.error for b in p.dcp_blocks or ()) else "success"
             return [make_event(meta, direction, dataset=DATASET, action=action_of(p), outcome=outcome, profinet=p)]
         except Exception as exc:  # never raises: a bug becomes an anomaly
-            meta = self._env.meta(frame, frame.src_mac, frame.dst_mac)
-            return [make_event(meta, Direction.TO_SERVER, dataset=DATASET, action="anomaly",
-                               anomaly=Anomaly(code="decoder_error", message=f"{type(exc).__name__}: {exc}"[:500]))]
+            return [self._env.decoder_error(frame, DATASET, exc)]
 
     def close(self) -> list[Event]:
         self._pending.clear()

@@ -95,8 +95,7 @@ class GooseDecoder:
             return [make_event(meta, Direction.TO_SERVER, dataset=DATASET, action=action, anomaly=anomaly, goose=g)]
         except Exception as exc:  # a decoder never raises: a bug becomes an anomaly event
             log.debug("GOOSE decoder error on frame %s", frame.frame, exc_info=True)
-            return [make_event(meta, Direction.TO_SERVER, dataset=DATASET, action="anomaly",
-                               anomaly=Anomaly(code="decoder_error", message=f"{type(exc).__name__}: {exc}"[:500]))]
+            return [self._env.decoder_error(frame, DATASET, exc)]
 
     def _remember(self, key: tuple[int, str], g: Goose, mac: str | None = None) -> None:
         assert g.st_num is not None and g.sq_num is not None

@@ -333,8 +333,11 @@ class Sensor:
             frame=frame_no, time=to_datetime(ts), src_mac=mac_str(src), dst_mac=mac_str(dst), vlan=vlan, ethertype=etype,
             file_sha256=self.file_sha256, file=self.file, observer_id=self.observer_id, organization_id=self.organization_id,
         )
+        payload = memoryview(data)[off:]
+        if etype == _ETHERTYPE_ARP and self._remap is not None:
+            payload = memoryview(_remap_arp(bytes(payload), self._remap))
         try:
-            events = dec.feed(memoryview(data)[off:], frame)
+            events = dec.feed(payload, frame)
         except Exception:  # a decoder bug costs its state (a fresh instance takes over), never the capture
             self.report.decoder_errors += 1
             log.exception("layer-2 decoder %s raised on %s frame %s; its state was reset", spec.name, self.file or "live", frame_no)
@@ -445,6 +448,21 @@ def _prefixes(remap: Mapping[str, str]) -> dict[bytes, bytes]:
             raise ValueError(f"remap {old!r} -> {new!r}: give IPv4 /16 prefixes such as 10.10")
         out[a] = b
     return out
+
+
+_ETHERTYPE_ARP = 0x0806
+
+
+def _remap_arp(arp: bytes, m: dict[bytes, bytes]) -> bytes:
+    """An IPv4-over-Ethernet ARP packet with its sender and target addresses moved like an IP header's."""
+    if len(arp) < 28 or arp[2:4] != b"\x08\x00" or arp[4] != 6 or arp[5] != 4:
+        return arp
+    out = bytearray(arp)
+    for at in (14, 24):  # sender protocol address, target protocol address
+        new = m.get(bytes(out[at : at + 2]))
+        if new is not None:
+            out[at : at + 2] = new
+    return bytes(out)
 
 
 def _remap(p: Any, m: dict[bytes, bytes]) -> None:

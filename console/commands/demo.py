@@ -1,7 +1,7 @@
 """`qinling demo [--port N] [--host H]`: a fresh demo under var/demo/ — two enterprises, one user per role — served.
 
 The bundled captures (pcaps/<protocol>/*.pcap) are the testbed's plants; each demo enterprise runs a
-plausible set of them (PLANTS: the petrochemical site PROFINET, S7, Modbus and OPC UA, the water utility
+plausible set of them (PLANTS: the petrochemical site PROFINET, S7, Modbus, OPC UA and Omron FINS, the water utility
 IEC 104, DNP3, EtherNet/IP, BACnet, MQTT and its substation's GOOSE and MMS), replayed under its own organization id into a new
 SQLite store. The testbed plants all use 10.10.1.x, so within one enterprise each plant after the first is
 replayed on its own subnet (10.11.x.y, 10.12.x.y, ...: the sensor's address remap), and every asset is one
@@ -65,7 +65,7 @@ class Seeded:
 #: plant directory not named here goes to the enterprise with the fewest plants. PROFINET comes first: its
 #: DCP answers carry their IPv4 address in the payload, which the remap does not rewrite.
 PLANTS: dict[str, tuple[str, ...]] = {
-    "ent-a": ("profinet", "s7comm", "modbus", "opcua"),
+    "ent-a": ("profinet", "s7comm", "modbus", "opcua", "fins"),
     "ent-b": ("iec104", "dnp3", "enip", "bacnet", "mqtt", "goose", "mms"),
 }
 TESTBED_PREFIX = "10.10"  # the /16 every testbed plant uses

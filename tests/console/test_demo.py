@@ -102,11 +102,19 @@ def test_sensor_remap_moves_addresses_not_payloads() -> None:
     plain = [e for e in decode_file(path) if e.source is not None]
     moved = [e for e in decode_file(path, remap={"10.10": "10.12"}) if e.source is not None]
     assert len(plain) == len(moved)
+    arp = 0
     for a, b in zip(plain, moved):
+        if a.arp is not None:  # layer 2: the ARP packet's own addresses move, the MACs stay
+            arp += 1
+            assert b.arp is not None and (b.source, b.destination) == (a.source, a.destination)
+            for x, y in ((a.arp.sender_ip, b.arp.sender_ip), (a.arp.target_ip, b.arp.target_ip)):
+                assert y == ("10.12." + x[6:] if x.startswith("10.10.") else x)
+            continue
         for x, y in ((a.source, b.source), (a.destination, b.destination)):
             want = "10.12." + x.ip[6:] if x.ip.startswith("10.10.") else x.ip
             assert y.ip == want
         assert a.opcua == b.opcua  # payload fields (endpoint URLs with the recorded address) untouched
+    assert arp > 0
     from sensors.engine import Sensor
 
     try:

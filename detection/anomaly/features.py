@@ -152,6 +152,8 @@ def _function_unit(dataset: str, p: Any, e: Event) -> tuple[str, Any]:
         return str(p.message_type_name), None
     if dataset == "goose":
         return "publish", p.appid
+    if dataset == "fins":
+        return str(p.command_name or (f"cmd{p.command_code:04x}" if p.command_code is not None else "fins_tcp")), p.da1 if p.message_type == "command" else p.sa1
     fc = getattr(p, "function_code", None)
     unit = getattr(p, "unit_id", None)
     return (f"fc{fc}" if isinstance(fc, int) else (e.event.action or "unknown")), unit
@@ -230,6 +232,21 @@ def _targets(dataset: str, p: Any) -> list[Target]:
             out.append((f"filter:{t.topic}", 0, 0))
     elif dataset == "mms":
         out.extend(_mms_targets(p))
+    elif dataset == "fins":
+        # A memory area (dm_word, cio_bit, ...) is an address space of word addresses; program and
+        # parameter areas are spaces of their own.
+        n = max(1, p.item_count or 1)
+        if p.memory_area_name and p.address is not None:
+            out.append((p.memory_area_name, p.address, p.address + n - 1))
+        for area in p.memory_areas or ():  # multiple memory area read: areas without addresses here
+            out.append((area, 0, 0))
+        if p.destination_memory_area_name and p.destination_address is not None:
+            out.append((p.destination_memory_area_name, p.destination_address, p.destination_address + n - 1))
+        if p.command_name in ("program_area_read", "program_area_write", "program_area_clear") and p.address is not None:
+            size = p.data_length or p.item_count or 1
+            out.append((f"program {p.program_number or 0}", p.address, p.address + max(0, size - 1)))
+        if p.parameter_area_name and p.address is not None:
+            out.append((f"parameter {p.parameter_area_name}", p.address, p.address + n - 1))
     elif dataset == "goose":
         # A control block and its data set are addresses of their own; a data set's members are its
         # addresses (a publisher that starts sending more members, or another data set, is new).

@@ -206,3 +206,26 @@ def test_protection_judges_no_partial_window_at_its_start() -> None:
     engine = AnomalyEngine("site", learn_first=__import__("datetime").timedelta(seconds=120))
     alerts = engine.process_many(events(REPO / "pcaps" / "goose" / "anomaly_goose_b.pcap"))
     assert not [a for a in alerts if a.rule is not None and a.rule.id == "qn-anomaly-multivariate"]
+
+
+def test_fins_memory_areas_are_address_spaces() -> None:
+    """FINS (testbed: the real `fins` client library): a memory area is an address space of words, the
+    PLC's node number the unit, the command the function; program area reads/writes are their own space."""
+    evs = [e for e in events(REPO / "pcaps" / "fins" / "fins_plant_attack.pcap") if e.fins is not None]
+    targets, _ = targets_and_values(evs)
+    assert targets[("memory_area_read", "dm_word")] >= {(0, 9), (100, 100)}
+    assert targets[("memory_area_write", "dm_word")] == {(100, 100)}
+    assert {lo for lo, _ in targets[("program_area_read", "program 65535")]} == {0, 512, 1024, 1536}
+    msgs = [m for m in map(message_of, evs) if m is not None and m.request]
+    assert {m.unit for m in msgs} == {101, 102} and {m.link[2] for m in msgs} == {"fins"}
+    learner = Learner("site").observe_many([e for e in evs if e.source is not None and e.source.ip != "10.10.1.66"])
+    b = learner.fit()
+    state, det = State(), NewAddressDetector(b, AlertFactory("site"))
+    eng_write = next(e for e in evs if e.fins.command_name == "memory_area_write" and e.source.ip == "10.10.1.20")
+    m = message_of(eng_write)
+    assert m is not None and det.on_event(eng_write, m, state) == []  # the learned DM 100 write
+    import msgspec
+
+    elsewhere = msgspec.structs.replace(eng_write, fins=msgspec.structs.replace(eng_write.fins, address=300))
+    m = message_of(elsewhere)
+    assert m is not None and [a.rule.id for a in det.on_event(elsewhere, m, state)] == ["qn-anomaly-new-address"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import logging
 import threading
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import msgspec
 from .bus import Record
 from .exceptions import StoreError
 
-log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -38,12 +36,11 @@ def _text_or_b64(name: str, raw: bytes | None) -> dict[str, str | None]:
 
 
 class DeadLetters:
-    """Append-only daily files of records set aside by one stage; thread-safe; counts what it kept."""
+    """Append-only daily files of records set aside by one stage; thread-safe."""
 
     def __init__(self, directory: str | Path, stage: str) -> None:
         self.dir = Path(directory)
         self.stage = stage
-        self.count = 0
         self._lock = threading.Lock()
 
     def path(self, day: dt.date | None = None) -> Path:
@@ -66,5 +63,4 @@ class DeadLetters:
                     f.write(line)
             except OSError as e:
                 raise StoreError(f"dead letters: cannot append to {path} ({e.strerror or e}); free space or fix its permissions") from e
-            self.count += 1
         return path

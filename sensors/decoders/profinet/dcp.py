@@ -45,9 +45,7 @@ def parse_rt(data: bytes) -> Profinet | None:
             opt, sub = data[off], data[off + 1]
             off += 2
             blocks.append(ProfinetDcpBlock(option=opt, suboption=sub, name=c.DCP_OPTIONS.get((opt, sub), f"option_{opt}_{sub}")))
-    while sid != c.GET or stype != 0:
-        if off + 4 > end or len(blocks) >= c.MAX_BLOCKS:
-            break
+    while off + 4 <= end and len(blocks) < c.MAX_BLOCKS:  # blocks with a length (a Get request's pairs used up the data)
         opt, sub, blen = data[off], data[off + 1], int.from_bytes(data[off + 2 : off + 4], "big")
         body = data[off + 4 : min(off + 4 + blen, end)]
         off += 4 + blen + (blen & 1)  # blocks are padded to an even length

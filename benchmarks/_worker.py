@@ -98,7 +98,7 @@ def memory(path: str, detect: bool) -> dict[str, Any]:
             "cpu": cpu() - c0, "wall": time.perf_counter() - w0, "hwm_kib": vm_hwm_kib()}
 
 
-def replay(path: str) -> dict[str, Any]:
+def replay(path: str, decode_process: str = "auto") -> dict[str, Any]:
     """`qinling replay PCAP --store sqlite:///...` as the command line wires it (embedded bus)."""
     from console.jobs import Summary, replay as run_replay
     from pipeline.settings import Settings
@@ -110,13 +110,13 @@ def replay(path: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="qinling-bench-") as tmp:
         store = open_store(f"sqlite:///{tmp}/replay.sqlite")
         c0, w0 = cpu(), time.perf_counter()
-        summary: Summary = run_replay([path], Settings(), store=store)
+        summary: Summary = run_replay([path], Settings(replay_decode_process=decode_process), store=store)
         store.close()
-        c, w = cpu() - c0, time.perf_counter() - w0
+        c, w = cpu() - c0 + (summary.decode_process_cpu or 0.0), time.perf_counter() - w0
         size = os.path.getsize(f"{tmp}/replay.sqlite")
     return {"packets": sum(f["packets"] for f in summary.files), "events": sum(summary.events.values()),
             "alerts": summary.alerts, "assets": summary.assets, "db_bytes": size, "cpu": c, "wall": w,
-            "hwm_kib": vm_hwm_kib()}
+            "hwm_kib": vm_hwm_kib(), "decode_process": summary.decode_process_cpu is not None}
 
 
 def main() -> None:
@@ -124,11 +124,13 @@ def main() -> None:
     ap.add_argument("what", choices=("decode", "replay", "memory", "detect"))
     ap.add_argument("pcap")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--decode-process", choices=("auto", "on", "off"), default="auto",
+                    help="replay: decode in a process of its own (setting replay_decode_process)")
     a = ap.parse_args()
     if a.what == "decode":
         r = decode(a.pcap, a.workers)
     elif a.what == "replay":
-        r = replay(a.pcap)
+        r = replay(a.pcap, a.decode_process)
     else:
         r = memory(a.pcap, detect=a.what == "detect")
     print(json.dumps(r))

@@ -360,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:  # Ctrl-C in a command that does not stop gracefully by itself: no traceback
+        print("qinling: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from pipeline.settings import Settings
 from pipeline.stages import Sink, drain
 from pipeline.store import Store, open_store
 
+from . import decode_process
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 BATCH = 2000
 
@@ -157,6 +159,7 @@ class Summary:
     assets: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)  # facts worth a line (the live sensor's spool report)
+    decode_process_cpu: float | None = None  # CPU seconds of replay's decode process, when it had one
 
     def table(self) -> str:
         lines = []
@@ -290,11 +293,19 @@ class Wiring:
         self._decoded: dict[int, tuple[bytes, Event]] = {}
 
     def put(self, ev: Event) -> None:
-        _note_file(ev, self.summary, self._file_rows)
-        self.producer.send(TOPIC_EVENTS, schema.encode(ev), key=_key(ev))
+        self.note_capture(ev.evidence.file_sha256 if ev.evidence else None)
+        self.put_record(schema.encode(ev), _key(ev))
+
+    def put_record(self, value: bytes, key: bytes | None) -> None:
+        """An event already encoded for the bus (console.decode_process); `note_capture` first."""
+        self.producer.send(TOPIC_EVENTS, value, key=key)
         self._sent += 1
         if self._sent % BATCH == 0:
             self.pump()
+
+    def note_capture(self, sha256: str | None) -> None:
+        """What `put` learns from an event's evidence: its capture's summary row (the newest) counts its alerts."""
+        _note_capture(sha256, self.summary, self._file_rows)
 
     def pump(self) -> None:
         """Move everything through: detection, then the sinks. Commits follow each sink flush."""
@@ -354,7 +365,10 @@ class _AlertPublisher(Sink[Event]):
 
 
 def _note_file(ev: Event, summary: Summary, rows: dict[str, dict[str, Any]]) -> None:
-    sha = ev.evidence.file_sha256 if ev.evidence else None
+    _note_capture(ev.evidence.file_sha256 if ev.evidence else None, summary, rows)
+
+
+def _note_capture(sha: str | None, summary: Summary, rows: dict[str, dict[str, Any]]) -> None:
     if sha and sha not in rows and summary.files:
         rows[sha] = summary.files[-1]
 
@@ -400,6 +414,24 @@ def replay(
     summary = Summary()
     wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus,
                     extra=[anomaly] if anomaly is not None else ())
+    if decode_process.wanted(settings.replay_decode_process, paths, engine):
+        # Decoding on a core of its own; this process detects and stores (console/decode_process.py).
+        source = decode_process.DecodedRecords(paths, settings, summary, progress=progress, ports=ports, engine=engine,
+                                               remap=remap)
+        batches = iter(source)  # a generator: close() runs its cleanup
+        try:
+            for sha, records in batches:
+                wiring.note_capture(sha)
+                put = wiring.put_record
+                for key, value in records:
+                    put(value, key)
+            summary.decode_process_cpu = source.cpu_seconds
+            return wiring.finish()
+        except StoreWriteError as e:
+            total = wiring._sent + sum(len(r) for _, r in batches)
+            raise StoreError(_store_failure(e, total)) from e
+        finally:
+            batches.close()  # stops the decode process now, on an error or Ctrl-C too
     events = decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine, remap=remap)
     try:
         for ev in events:

@@ -50,6 +50,7 @@ class Settings:
     observer_id: str = "sensor-1"  # this sensor
     spool_dir: str = "var/spool"  # live sensor on Kafka: events wait here (per observer) while the broker is away
     spool_max_bytes: int = 1 << 30  # bound of that spool; over it the newest events are dropped and counted
+    replay_decode_process: str = "auto"  # auto | on | off: replay decodes in a process of its own (auto: 2+ CPUs and 16 MiB+ of captures)
     dead_letter_dir: str = "var/dead-letter"  # records a stage will never store are kept here with the reason
     rules_dir: str = ""  # empty: the rules/ folder beside the installed packages
     lists_file: str = ""  # named lists ($engineering_stations, ...); empty: rules/lists.yml
@@ -70,6 +71,8 @@ class Settings:
             raise SettingsError(
                 f"setting kafka_sasl_mechanism: {self.kafka_sasl_mechanism!r}: use one of {', '.join(m for m in KAFKA_SASL_MECHANISMS if m)}"
             )
+        if self.replay_decode_process not in ("auto", "on", "off"):
+            raise SettingsError(f"setting replay_decode_process: {self.replay_decode_process!r}: use auto, on or off")
         if self.kafka_partitions < 1:
             raise SettingsError(f"setting kafka_partitions: {self.kafka_partitions} must be >= 1")
         if bool(self.es_username) != bool(self.es_password):

@@ -13,6 +13,7 @@ class BacnetProperty(Fields):
     property_name: str | None = None
     array_index: int | None = None
     value: str | None = None  # application-tagged value(s) rendered as text, ";"-separated
+    value_count: int | None = None  # elements of value when more than one (counted before value is cut)
     priority: int | None = None  # write priority 1..16
 
 
@@ -48,6 +49,7 @@ class Bacnet(Fields):
     max_apdu: int | None = None
     sequence_number: int | None = None
     window_size: int | None = None
+    segment_count: int | None = None  # final segment of a reassembled message: its number of segments
     negative_ack: bool | None = None  # segment ack
     service: int | None = None  # service choice
     service_name: str | None = None  # read_property, who_is, ...
@@ -59,6 +61,7 @@ class Bacnet(Fields):
     property_name: str | None = None
     array_index: int | None = None
     value: str | None = None
+    value_count: int | None = None
     priority: int | None = None
     properties: list[BacnetProperty] | None = None
     property_count: int | None = None

@@ -8,6 +8,11 @@ from typing import Final
 MAX_PENDING: Final = 500
 MAX_LIST: Final = 256  # properties of one RPM/WPM kept in an event
 MAX_VALUE: Final = 512  # characters of a rendered value
+# Reassembly of segmented messages, per flow. A message may have up to 255 segments of up to 1476
+# bytes; real segmented acks (object lists, trend logs) are a few kilobytes, so 64 KiB is generous.
+MAX_SEGMENTED: Final = 16  # segmented messages being reassembled at once (oldest dropped past it)
+MAX_REASSEMBLY: Final = 65536  # bytes of parameters of one message
+SEGMENT_TIMEOUT_NS: Final = 60 * 10**9  # a message whose next segment is this late is dropped
 
 
 class AnomalyCode(str, enum.Enum):
@@ -16,6 +21,7 @@ class AnomalyCode(str, enum.Enum):
     INVALID_APDU = "invalid_apdu"  # truncated or malformed APDU / service parameters
     UNSOLICITED_RESPONSE = "unsolicited_response"
     FLOODED = "flooded"
+    REASSEMBLY_FAILED = "reassembly_failed"  # a segmented message lost, out of order, too large or too slow
 
 
 BVLC_FUNCTIONS: Final = {

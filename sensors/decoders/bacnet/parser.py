@@ -3,9 +3,11 @@
 Service parameters are tokenised into tags first (application/context, opening/closing), then the
 key services are read from the token list: Who-Is/I-Am/Who-Has/I-Have, Read/WriteProperty(Multiple)
 and their acks, DeviceCommunicationControl, ReinitializeDevice (passwords: presence only),
-AtomicRead/WriteFile, Create/DeleteObject, SubscribeCOV, TimeSynchronization, Error/Reject/Abort.
-Segments after the first of a segmented message carry a slice of the parameters; they are named
-(type, service, sequence number) but their parameters are not decoded (no reassembly).
+AtomicRead/WriteFile, Create/DeleteObject, SubscribeCOV, ReadRange, TimeSynchronization,
+Error/Reject/Abort. A segment of a segmented message carries a slice of the parameters: the first
+segment's slice is decoded as far as it goes; every segment's slice is handed to the flow
+(`Parsed.extra["segment"]`), which reassembles the message and decodes it whole with
+`decode_segmented` (flow.py).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from .constants import (
     property_name,
 )
 
-__all__ = ["parse", "tokens", "render_value", "Tag"]
+__all__ = ["parse", "tokens", "render_value", "decode_segmented", "Tag"]
 
 _NPDU_FUNCTIONS = frozenset({0x04, 0x09, 0x0A, 0x0B})
 
@@ -194,11 +196,12 @@ def render_value(t: Tag) -> str:
 class _Cursor:
     """Walks a token list; `ctx(n)` takes an optional context data tag number n."""
 
-    __slots__ = ("t", "i")
+    __slots__ = ("t", "i", "count")
 
     def __init__(self, toks: list[Tag]) -> None:
         self.t = toks
         self.i = 0
+        self.count = 0  # elements at the top level of the last `values` (primitive tags and constructs)
 
     def peek(self) -> Tag | None:
         return self.t[self.i] if self.i < len(self.t) else None
@@ -232,30 +235,47 @@ class _Cursor:
         return False
 
     def values(self, n: int) -> str:
-        """Render everything up to the closing tag n matching an already consumed opening tag n."""
+        """Render everything up to the closing tag n matching an already consumed opening tag n.
+
+        Sets `count` to the number of top-level elements (a primitive value or a constructed one),
+        counted over the whole value, also when the text is cut to MAX_VALUE characters.
+        """
         depth = 0
+        count = 0
+        size = 0
         parts: list[str] = []
         while self.i < len(self.t):
             t = self.t[self.i]
             self.i += 1
             if t.kind == "open":
+                count += depth == 0
                 depth += 1
-                parts.append("{")
+                text = "{"
             elif t.kind == "close":
                 if depth == 0 and t.number == n:
                     break
                 depth -= 1
-                parts.append("}")
+                text = "}"
             else:
-                parts.append(render_value(t))
+                count += depth == 0
+                if size > MAX_VALUE:
+                    continue  # the text is full: only counting now
+                text = render_value(t)
+            if size <= MAX_VALUE:
+                parts.append(text)
+                size += len(text) + 1
+        self.count = count
         return ";".join(parts)[:MAX_VALUE]
 
     def skip_to_close(self, n: int) -> None:
         self.values(n)
 
 
-def _prop(obj: bytes | None, prop: bytes | None, idx: bytes | None, value: str | None = None, priority: bytes | None = None) -> BacnetProperty:
+def _prop(obj: bytes | None, prop: bytes | None, idx: bytes | None, value: str | None = None, priority: bytes | None = None,
+          count: int = 0) -> BacnetProperty:
     kw: dict[str, Any] = {}
+    if value is not None and count > 1:
+        kw["value_count"] = count
     if obj is not None and len(obj) >= 4:
         t, i = _objid(obj)
         kw.update(object_type=t, object_type_name=OBJECT_TYPES.get(t, str(t)), instance_number=i)
@@ -283,7 +303,7 @@ def _service_params(apdu_type: int, service: str, c: _Cursor, out: dict[str, Any
         obj, prop, idx = c.ctx(0), c.ctx(1), c.ctx(2)
         value = c.values(3) if c.opening(3) else None
         prio = c.ctx(4)
-        props.append(_prop(obj, prop, idx, value, prio))
+        props.append(_prop(obj, prop, idx, value, prio, c.count))
     elif service == "read_property_multiple" and apdu_type == 0:
         while c.peek() is not None:
             obj = c.ctx(0)
@@ -305,7 +325,7 @@ def _service_params(apdu_type: int, service: str, c: _Cursor, out: dict[str, Any
                     raise _Bad("read_property_multiple ack: property result expected")
                 idx = c.ctx(3)
                 if c.opening(4):
-                    props.append(_prop(obj, prop, idx, c.values(4)))
+                    props.append(_prop(obj, prop, idx, c.values(4), count=c.count))
                 elif c.opening(5):
                     props.append(_prop(obj, prop, idx, "error:" + c.values(5)))
                 else:
@@ -321,7 +341,7 @@ def _service_params(apdu_type: int, service: str, c: _Cursor, out: dict[str, Any
                     raise _Bad("write_property_multiple: property value expected")
                 idx = c.ctx(1)
                 value = c.values(2) if c.opening(2) else None
-                props.append(_prop(obj, prop, idx, value, c.ctx(3)))
+                props.append(_prop(obj, prop, idx, value, c.ctx(3), c.count))
     elif service == "who_is":
         lo, hi = c.ctx(0), c.ctx(1)
         if lo is not None:
@@ -429,7 +449,7 @@ def _service_params(apdu_type: int, service: str, c: _Cursor, out: dict[str, Any
                     raise _Bad("create_object: initial value expected")
                 idx = c.ctx(1)
                 value = c.values(2) if c.opening(2) else None
-                props.append(_prop(None, prop, idx, value, c.ctx(3)))
+                props.append(_prop(None, prop, idx, value, c.ctx(3), c.count))
     elif service == "create_object" and apdu_type == 3:
         o = c.app(12)
         if o is not None:
@@ -455,22 +475,73 @@ def _service_params(apdu_type: int, service: str, c: _Cursor, out: dict[str, Any
                     raise _Bad("cov notification: property value expected")
                 idx = c.ctx(1)
                 value = c.values(2) if c.opening(2) else None
-                props.append(_prop(obj, prop, idx, value, c.ctx(3)))
+                props.append(_prop(obj, prop, idx, value, c.ctx(3), c.count))
         else:
             _object(out, obj)
+    elif service == "read_range" and apdu_type == 0:
+        obj, prop, idx = c.ctx(0), c.ctx(1), c.ctx(2)
+        props.append(_prop(obj, prop, idx, _range(c)))
+    elif service == "read_range" and apdu_type == 3:
+        obj, prop, idx = c.ctx(0), c.ctx(1), c.ctx(2)
+        c.ctx(3)  # result flags
+        items = c.ctx(4)
+        value = c.values(5) if c.opening(5) else None
+        first_seq = c.ctx(6)
+        if value is not None and first_seq is not None:
+            value = f"first_sequence={_uint(first_seq)};{value}"[:MAX_VALUE]
+        props.append(_prop(obj, prop, idx, value, count=_uint(items) if items is not None else c.count))
     elif service in ("time_synchronization", "utc_time_synchronization"):
         d, t = c.app(10), c.app(11)
         if d is not None and t is not None:
             out["time"] = f"{_date(d.data)} {_time(t.data)}"
     if props:
         first = props[0]
-        for k in ("object_type", "object_type_name", "instance_number", "property_id", "property_name", "array_index", "value", "priority"):
+        for k in ("object_type", "object_type_name", "instance_number", "property_id", "property_name", "array_index", "value",
+                  "value_count", "priority"):
             v = getattr(first, k)
             if v is not None:
                 out[k] = v
         out["property_count"] = len(props)
         if len(props) > 1 or service in ("read_property_multiple", "write_property_multiple"):
             out["properties"] = props[:MAX_LIST]
+
+
+# ReadRange-Request range choice: context tag -> name (4 and 5 are the 135-1995 byTime and timeRange)
+_RANGES = {3: "by_position", 4: "by_time", 5: "time_range", 6: "by_sequence", 7: "by_time"}
+
+
+def _range(c: _Cursor) -> str | None:
+    """ReadRange-Request range as `by_position;index=I;count=C`, `by_sequence;sequence=S;count=C`,
+    `by_time;time=YYYY-MM-DD hh:mm:ss.cc;count=C` (None when the whole list is read)."""
+    t = c.peek()
+    if t is None or t.kind != "open" or t.number not in _RANGES:
+        return None
+    c.opening(t.number)
+    kind = _RANGES[t.number]
+    parts = [kind]
+    if t.number in (3, 6):
+        ref, cnt = c.app(2), c.app(3)
+        if ref is not None:
+            parts.append(f"{'index' if t.number == 3 else 'sequence'}={_uint(ref.data)}")
+        if cnt is not None:
+            parts.append(f"count={_sint(cnt.data)}")
+    elif t.number in (4, 7):
+        d, tm, cnt = c.app(10), c.app(11), c.app(3)
+        if d is not None and tm is not None:
+            parts.append(f"time={_date(d.data)} {_time(tm.data)}")
+        if cnt is not None:
+            parts.append(f"count={_sint(cnt.data)}")
+    else:
+        times = []
+        while (d := c.app(10)) is not None and (tm := c.app(11)) is not None:
+            times.append(f"{_date(d.data)} {_time(tm.data)}")
+        if times:
+            parts.append("from=" + times[0])
+        if len(times) > 1:
+            parts.append("to=" + times[1])
+    if not c.closing(t.number):
+        raise _Bad(f"read_range: range [{t.number}] not closed")
+    return ";".join(parts)
 
 
 def _error_params(c: _Cursor, out: dict[str, Any]) -> None:
@@ -483,8 +554,8 @@ def _error_params(c: _Cursor, out: dict[str, Any]) -> None:
                error_code_name=ERROR_CODES.get(code, str(code)))
 
 
-def _apdu(a: bytes, out: dict[str, Any]) -> str | None:
-    """Fill APDU fields; returns a problem description or None."""
+def _apdu(a: bytes, out: dict[str, Any], extra: dict[str, object]) -> str | None:
+    """Fill APDU fields (a segment's parameter slice goes to `extra["segment"]`); returns a problem or None."""
     if not a:
         return "empty APDU"
     ptype = a[0] >> 4
@@ -511,6 +582,8 @@ def _apdu(a: bytes, out: dict[str, Any]) -> str | None:
             svc = a[o]
             service_name = CONFIRMED_SERVICES.get(svc, f"confirmed_{svc}")
             out.update(service=svc, service_name=service_name)
+            if seg:
+                extra["segment"] = a[o + 1 :]
             if not seg or out.get("sequence_number") == 0:
                 params = a[o + 1 :]
         elif ptype == 1:
@@ -539,6 +612,8 @@ def _apdu(a: bytes, out: dict[str, Any]) -> str | None:
             svc = a[o]
             service_name = CONFIRMED_SERVICES.get(svc, f"confirmed_{svc}")
             out.update(service=svc, service_name=service_name)
+            if seg:
+                extra["segment"] = a[o + 1 :]
             if not seg or out.get("sequence_number") == 0:
                 params = a[o + 1 :]
         elif ptype == 4:
@@ -637,6 +712,7 @@ def parse(data: memoryview | bytes) -> Parsed:
     length = int.from_bytes(b[2:4], "big")
     out: dict[str, Any] = {"bvlc_function": func, "bvlc_function_name": BVLC_FUNCTIONS.get(func, f"reserved_{func}"), "bvlc_length": length}
     anomaly: tuple[str, str] | None = None
+    extra: dict[str, object] = {}
     if length != n:
         # Decoded all the same, as Wireshark and ICSNPP do: the datagram is the real boundary.
         anomaly = (AnomalyCode.INVALID_BVLC.value, f"BVLC length {length} but datagram has {n} byte(s)")
@@ -654,11 +730,24 @@ def parse(data: memoryview | bytes) -> Parsed:
         if problem:
             anomaly = anomaly or (AnomalyCode.INVALID_NPDU.value, problem)
         elif aoff >= 0:
-            problem = _apdu(b[o + aoff :], out)
+            problem = _apdu(b[o + aoff :], out, extra)
             if problem:
                 anomaly = anomaly or (AnomalyCode.INVALID_APDU.value, problem)
     out = {k: v for k, v in out.items() if v is not None}
     pdu = Bacnet(**out)
     if anomaly:
-        return Parsed(n, pdu=pdu, anomaly=anomaly[0], anomaly_message=anomaly[1])
-    return Parsed(n, pdu=pdu)
+        return Parsed(n, pdu=pdu, anomaly=anomaly[0], anomaly_message=anomaly[1], extra=extra)
+    return Parsed(n, pdu=pdu, extra=extra)
+
+
+def decode_segmented(apdu_type: int, service_name: str, params: bytes) -> tuple[dict[str, Any], str | None]:
+    """The service parameters of a reassembled segmented message -> (Bacnet fields, problem or None)."""
+    out: dict[str, Any] = {}
+    toks, problem = tokens(params)
+    try:
+        _service_params(apdu_type, service_name, _Cursor(toks), out)
+    except _Bad as e:
+        problem = problem or str(e)
+    except (IndexError, ValueError, struct.error) as e:
+        problem = problem or f"{type(e).__name__}: {e}"
+    return out, problem

@@ -2,6 +2,20 @@
 bacnet_device_control logs) on every corpus trace; every trace decodes, every event validates.
 
 Fails on any difference not listed in expected_differences.yml and on a listed one that changed.
+
+How our events are viewed as ICSNPP rows (the view, not the decoder, bridges the two shapes):
+- Segmented messages. tshark shows every segment, and so do we: one event per datagram, compared
+  one to one with tshark. ICSNPP's bacnet.log logs a segmented message once, and its
+  bacnet_property.log logs the reassembled parameters once. We decode the reassembled parameters
+  onto the final segment's event (more_follows false, segment_count set), so the ICSNPP views
+  count a segmented message as its final segment only. The earlier segments stay out of those
+  views: they are the same message, and the first one's partial decode would count it twice. A
+  message whose final segment is missing from the capture is then absent from the views (no
+  corpus trace has one).
+- Array and list values. ICSNPP writes one bacnet_property row per element of a value read without
+  an array index (426 rows for an object-list of 426 entries, 16 for a priority-array); we write
+  one property whose `value` joins the elements and whose `value_count` counts them. The property
+  view expands such a property into `value_count` rows with the same key (values are not compared).
 """
 
 from __future__ import annotations
@@ -25,6 +39,11 @@ EXPECTED = yaml.safe_load((HERE / "expected_differences.yml").read_text(encoding
 
 def _messages(events: list[Event]) -> list[Event]:
     return [e for e in events if e.event.dataset == "bacnet" and e.bacnet is not None and e.anomaly is None]
+
+
+def _icsnpp_messages(events: list[Event]) -> list[Event]:
+    """A segmented message counts once, as its final segment (see the module docstring)."""
+    return [e for e in _messages(events) if not (e.bacnet and e.bacnet.more_follows)]
 
 
 def _check(section: str, found: dict[tuple[str, str], int]) -> None:
@@ -133,11 +152,12 @@ def _their_main(r: dict[str, str]) -> tuple[str, ...]:
 def _my_props(e: Event) -> list[tuple[str, ...]]:
     b = e.bacnet
     assert b is not None and e.source is not None
-    if b.service_name not in ("read_property", "write_property", "read_property_multiple", "write_property_multiple") or b.apdu_type not in (0, 3):
+    if b.service_name not in ("read_property", "write_property", "read_property_multiple", "write_property_multiple", "read_range") or b.apdu_type not in (0, 3):
         return []
     props = b.properties or ([] if b.property_name is None else [b])
     return [(str(e.source.ip), str(b.invoke_id), _norm(p.object_type_name), str(p.instance_number), _norm(p.property_name),
-             "-" if p.array_index is None else str(p.array_index)) for p in props]
+             "-" if p.array_index is None else str(p.array_index))
+            for p in props for _ in range(p.value_count or 1 if p.array_index is None else 1)]
 
 
 def _their_prop(r: dict[str, str]) -> tuple[str, ...]:
@@ -192,7 +212,7 @@ def test_against_icsnpp_baselines(bac_traces: list[Path], bac_baselines: dict[st
             if not their_rows:
                 continue
             theirs = Counter(theirs_of(r) for r in their_rows)
-            mine = Counter(x for e in _messages(bac_decode(by_name[trace])) for x in mine_of(e))
+            mine = Counter(x for e in _icsnpp_messages(bac_decode(by_name[trace])) for x in mine_of(e))
             if log == "bacnet_discovery.log":  # unnamed vendor ids: counted apart, then matched on the rest
                 unnamed = sum(v for k, v in mine.items() if k[3] == "*")
                 found[(f"{trace}:{log}", "vendor_unnamed")] = unnamed

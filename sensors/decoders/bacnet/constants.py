@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from .vendors import VENDORS as _VENDORS
+
 MAX_PENDING: Final = 500
 MAX_LIST: Final = 256  # properties of one RPM/WPM kept in an event
 MAX_VALUE: Final = 512  # characters of a rendered value
@@ -205,12 +207,5 @@ REINITIALIZE_STATES: Final = dict(enumerate((
 )))
 MAX_APDU: Final = {0: 50, 1: 128, 2: 206, 3: 480, 4: 1024, 5: 1476}
 MAX_SEGMENTS: Final = {0: None, 1: 2, 2: 4, 3: 8, 4: 16, 5: 32, 6: 64, 7: 65}  # 0 unspecified, 7 "more than 64"
-VENDORS: Final = {
-    0: "ASHRAE", 1: "NIST", 2: "The Trane Company", 3: "McQuay International", 4: "PolarSoft",
-    5: "Johnson Controls, Inc.", 6: "American Auto-Matrix", 7: "Siemens Schweiz AG", 8: "Delta Controls",
-    10: "Schneider Electric", 12: "Orion Analysis Corporation", 13: "Teletrol Systems Inc.",
-    14: "Cimetrics Technology", 15: "Cornell University", 16: "United Technologies Carrier", 17: "Honeywell Inc.",
-    18: "Alerton / Honeywell", 24: "Automated Logic Corporation", 35: "Reliable Controls Corporation",
-    36: "Tridium Inc.", 42: "Acuity Brands Lighting Inc.", 86: "ABB", 95: "Richards-Zeta Building Intelligence, Inc.",
-    142: "DEOS control systems GmbH", 245: "Contemporary Controls", 260: "BACnet Stack at SourceForge",
-}
+# The ASHRAE vendor identifier list (vendors.py, generated from an MIT-licensed copy).
+VENDORS: Final = _VENDORS

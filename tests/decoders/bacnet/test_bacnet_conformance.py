@@ -172,13 +172,19 @@ def _my_discovery(e: Event) -> tuple[str, ...] | None:
     assert b is not None and e.source is not None
     if b.service_name not in ("who_is", "i_am", "who_has", "i_have"):
         return None
-    # Our vendor table names the common vendors only; an unnamed vendor id matches any name.
+    # A vendor id missing from our ASHRAE vendor table matches any name (counted as vendor_unnamed).
     return (str(e.source.ip), _norm(b.service_name), "-" if b.instance_number is None else str(b.instance_number),
-            b.vendor_name or ("*" if b.vendor_id is not None else "-"))
+            _vendor(b.vendor_name) if b.vendor_name else ("*" if b.vendor_id is not None else "-"))
+
+
+def _vendor(name: str) -> str:
+    """ICSNPP's vendor names have no commas ("M&M Systems Inc." for ASHRAE's "M&M Systems, Inc."): the
+    comma is the set separator of Zeek logs. Compared without them."""
+    return name.replace(",", "")
 
 
 def _their_discovery(r: dict[str, str]) -> tuple[str, ...]:
-    return (r["source_h"], _norm(r["pdu_service"]), r["instance_number"], r["vendor"])
+    return (r["source_h"], _norm(r["pdu_service"]), r["instance_number"], _vendor(r["vendor"]))
 
 
 def _my_control(e: Event) -> tuple[str, ...] | None:

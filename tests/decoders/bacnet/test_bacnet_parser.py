@@ -74,7 +74,7 @@ def test_who_is_global_broadcast() -> None:
 def test_i_am() -> None:
     b = parse(I_AM).pdu
     assert (b.service_name, b.device_instance, b.max_apdu_accepted) == ("i_am", 126, 1476)
-    assert (b.segmentation_supported, b.vendor_id, b.vendor_name) == ("segmented-both", 42, "Acuity Brands Lighting Inc.")
+    assert (b.segmentation_supported, b.vendor_id, b.vendor_name) == ("segmented-both", 42, "Acuity Brands Lighting, Inc.")
 
 
 def test_read_property_and_ack(bac) -> None:  # type: ignore[no-untyped-def]

@@ -96,7 +96,7 @@ def test_bacnet_device_object_and_i_am() -> None:
     a = inv["172.20.32.100"]
     assert (a.model, a.firmware, a.name, a.role) == ("GHU-026", "5.6.1", "PLC_93", "field_device")
     assert any(src.startswith("bacnet.") and "(firmware-revision)" in src for _, src, _ in _ev(a, "firmware"))
-    assert a.vendor == "BACnet vendor 138"  # I-Am vendor id; the decoder's vendor table has no name for it
+    assert a.vendor == "PowerCold Comfort Air Solutions"  # I-Am vendor id 138, named by the ASHRAE vendor table
     assert a.exposures == ["bacnet"]
     assert "172.20.32.255" not in inv  # directed broadcast is no asset
 

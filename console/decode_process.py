@@ -140,7 +140,10 @@ def _main(paths: list[str], settings: Settings, progress: bool, ports: dict[str,
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides when to stop, and stops this process ...
     signal.signal(signal.SIGTERM, _stop)  # ... with SIGTERM: exit through the normal path, so what was
     try:  # created here (a progress bar's lock is a named semaphore) is released, not reported as leaked
-        _decode(paths, settings, progress, ports, engine, remap, out)
+        from .jobs import fewer_collections
+
+        with fewer_collections():
+            _decode(paths, settings, progress, ports, engine, remap, out)
     except _Stopped:
         out.cancel_join_thread()  # nobody reads what is still buffered
     except BaseException as e:  # noqa: BLE001 - reported to the caller, which raises it

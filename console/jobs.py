@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import gc
 import logging
 import sys
 import threading
@@ -28,6 +30,7 @@ from . import decode_process
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 BATCH = 2000
+GC_GEN0 = 100_000  # cycle-collector threshold during a replay (see fewer_collections)
 
 
 def rules_dir(settings: Settings) -> Path:
@@ -411,6 +414,30 @@ def replay(
             raise SystemExit("qinling: anomaly detection (--learn-first/--model) runs on the embedded bus only for now")
         return replay_kafka(paths, settings, bus, out=out, events_out=events_out, store=store, progress=progress,
                             ports=ports, workers=workers, engine=engine)
+    with fewer_collections():
+        return _replay_embedded(paths, settings, out=out, events_out=events_out, store=store, progress=progress, bus=bus,
+                                ports=ports, engine=engine, anomaly=anomaly, remap=remap)
+
+
+@contextlib.contextmanager
+def fewer_collections(gen0: int = GC_GEN0) -> Iterator[None]:
+    """Python's cycle collector runs every `gen0` net container allocations instead of every 700.
+
+    A replay allocates millions of short-lived, acyclic structs (events, alerts, rule matches); at
+    the default threshold the collector walks the young ones again and again (measured on the 200k
+    mix: 11-20 % of the replay's wall time). Restored on the way out."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(gen0, old[0]), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+def _replay_embedded(paths: Sequence[str | Path], settings: Settings, *, out: IO[bytes] | None,
+                     events_out: IO[bytes] | None, store: Store | None, progress: bool, bus: Bus | None,
+                     ports: Mapping[str, Sequence[int]] | None, engine: str, anomaly: Any,
+                     remap: Mapping[str, Mapping[str, str]] | None) -> Summary:
     summary = Summary()
     wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus,
                     extra=[anomaly] if anomaly is not None else ())

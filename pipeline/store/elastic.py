@@ -368,6 +368,21 @@ class ElasticStore(Store):
                 "_meta": {"managed_by": "qinling", "schema": "pipeline.schema"},
             }
             self._retry(lambda n=name, b=body: self.es.indices.put_index_template(name=n, **b), f"install template {name}")
+            self._add_new_fields(index)
+
+    def _add_new_fields(self, index: str) -> None:
+        """Give indices made under an older schema the fields added since (today's index would otherwise
+        refuse, under `dynamic: strict`, every document with a new field until tomorrow's index). ES adds
+        fields to an existing mapping in place; a field whose type changed cannot be, and is reported."""
+        props = mappings(index)["properties"]
+        pattern = self.pattern(index)
+        try:
+            self._retry(lambda: self.es.indices.put_mapping(index=pattern, properties=props, allow_no_indices=True,
+                                                            ignore_unavailable=True, expand_wildcards="open"),
+                        f"update the mapping of {pattern}")
+        except QueryError as e:  # a conflict: those documents go to the dead letters with the node's reason
+            log.warning("%s; documents with the conflicting field are refused by those indices until they are "
+                        "reindexed or deleted", e)
 
     # ---------------------------------------------------------- writes
 

@@ -1,0 +1,86 @@
+"""Against a real Elasticsearch node: an index made by an older Qinling (a mapping without fields the
+schema has gained since) takes the new fields when a store opens, so today's index stores the new
+events instead of refusing them under `dynamic: strict` until tomorrow. A mapping whose field type
+conflicts with the schema is reported, and the store still opens."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from pipeline.store import Query
+from pipeline.store.elastic import ElasticStore, mappings
+from sensors.engine import decode_file
+
+pytestmark = [pytest.mark.elasticsearch]
+NEW = ("segment_count", "value_count")  # bacnet.* fields added after the first release of the BACnet decoder
+
+
+def _segmented(corpus: Path) -> list:
+    events = [e for e in decode_file(corpus / "icsnpp-bacnet" / "traces" / "bacnet_segmented_data.pcap")
+              if e.bacnet is not None and e.bacnet.segment_count]
+    assert events, "the segmented object-list ack should reassemble"
+    return events
+
+
+def _old_mapping(conflict: bool = False) -> dict:
+    m = copy.deepcopy(mappings("events"))
+    bacnet = m["properties"]["bacnet"]["properties"]
+    for f in NEW:
+        del bacnet[f]
+    if conflict:
+        bacnet["segment_count"] = {"type": "keyword"}  # the schema says long
+    return m
+
+
+def test_an_older_index_takes_the_new_fields(es_url: str, unique: str, corpus: Path) -> None:
+    events = _segmented(corpus)
+    es = Elasticsearch(es_url)
+    probe = ElasticStore.__new__(ElasticStore)
+    probe.prefix = unique
+    day = probe.index_name("events", events[0].timestamp)
+    es.indices.create(index=day, mappings=_old_mapping(), settings={"number_of_shards": 1, "number_of_replicas": 0})
+    try:
+        before = es.indices.get_mapping(index=day)[day]["mappings"]["properties"]["bacnet"]["properties"]
+        assert not set(NEW) & set(before)
+        store = ElasticStore(es_url, prefix=unique, refresh_on_write=True)
+        try:
+            after = es.indices.get_mapping(index=day)[day]["mappings"]["properties"]["bacnet"]["properties"]
+            assert after["segment_count"]["type"] == "long" and after["value_count"]["type"] == "long"
+            store.write(events)
+            store.flush()
+            found = store.search("events", Query(filters={"bacnet.segment_count": events[0].bacnet.segment_count}, size=50))
+            assert {e.event.id for e in found.items} >= {events[0].event.id}
+            assert found.items[0].bacnet.segment_count == events[0].bacnet.segment_count
+        finally:
+            store.drop()  # type: ignore[attr-defined]
+            store.close()
+    finally:
+        es.indices.delete(index=day, ignore_unavailable=True)
+        es.close()
+
+
+def test_a_conflicting_older_index_is_reported_and_the_store_opens(es_url: str, unique: str, corpus: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    events = _segmented(corpus)
+    es = Elasticsearch(es_url)
+    probe = ElasticStore.__new__(ElasticStore)
+    probe.prefix = unique
+    day = probe.index_name("events", events[0].timestamp)
+    es.indices.create(index=day, mappings=_old_mapping(conflict=True), settings={"number_of_shards": 1, "number_of_replicas": 0})
+    try:
+        with caplog.at_level(logging.WARNING, logger="pipeline.store.elastic"):
+            store = ElasticStore(es_url, prefix=unique)
+        try:
+            assert any("segment_count" in r.getMessage() and "reindexed" in r.getMessage() for r in caplog.records), caplog.text
+            assert store.search("events", Query(size=1)).total == 0  # open and answering
+        finally:
+            store.drop()  # type: ignore[attr-defined]
+            store.close()
+    finally:
+        es.indices.delete(index=day, ignore_unavailable=True)
+        es.close()

@@ -5,8 +5,11 @@ conflicts with the schema is reported, and the store still opens."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,19 +40,30 @@ def _old_mapping(conflict: bool = False) -> dict:
     return m
 
 
+@contextlib.contextmanager
+def _older_index(es_url: str, prefix: str, when: dt.datetime, *, conflict: bool = False) -> Iterator[tuple[Elasticsearch, str]]:
+    """Today's events index as an older Qinling made it; deleted afterwards, with the store's own indices."""
+    es = Elasticsearch(es_url)
+    day = f"{prefix}-events-{when.astimezone(dt.timezone.utc):%Y.%m.%d}"
+    es.indices.create(index=day, mappings=_old_mapping(conflict), settings={"number_of_shards": 1, "number_of_replicas": 0})
+    try:
+        yield es, day
+    finally:
+        es.indices.delete(index=day, ignore_unavailable=True)
+        es.close()
+
+
+def _bacnet_fields(es: Elasticsearch, day: str) -> dict:
+    return es.indices.get_mapping(index=day)[day]["mappings"]["properties"]["bacnet"]["properties"]  # type: ignore[no-any-return]
+
+
 def test_an_older_index_takes_the_new_fields(es_url: str, unique: str, corpus: Path) -> None:
     events = _segmented(corpus)
-    es = Elasticsearch(es_url)
-    probe = ElasticStore.__new__(ElasticStore)
-    probe.prefix = unique
-    day = probe.index_name("events", events[0].timestamp)
-    es.indices.create(index=day, mappings=_old_mapping(), settings={"number_of_shards": 1, "number_of_replicas": 0})
-    try:
-        before = es.indices.get_mapping(index=day)[day]["mappings"]["properties"]["bacnet"]["properties"]
-        assert not set(NEW) & set(before)
+    with _older_index(es_url, unique, events[0].timestamp) as (es, day):
+        assert not set(NEW) & set(_bacnet_fields(es, day))
         store = ElasticStore(es_url, prefix=unique, refresh_on_write=True)
         try:
-            after = es.indices.get_mapping(index=day)[day]["mappings"]["properties"]["bacnet"]["properties"]
+            after = _bacnet_fields(es, day)
             assert after["segment_count"]["type"] == "long" and after["value_count"]["type"] == "long"
             store.write(events)
             store.flush()
@@ -57,30 +71,19 @@ def test_an_older_index_takes_the_new_fields(es_url: str, unique: str, corpus: P
             assert {e.event.id for e in found.items} >= {events[0].event.id}
             assert found.items[0].bacnet.segment_count == events[0].bacnet.segment_count
         finally:
-            store.drop()  # type: ignore[attr-defined]
+            store.drop()  # type: ignore[attr-defined]  (its indices and templates)
             store.close()
-    finally:
-        es.indices.delete(index=day, ignore_unavailable=True)
-        es.close()
 
 
 def test_a_conflicting_older_index_is_reported_and_the_store_opens(es_url: str, unique: str, corpus: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     events = _segmented(corpus)
-    es = Elasticsearch(es_url)
-    probe = ElasticStore.__new__(ElasticStore)
-    probe.prefix = unique
-    day = probe.index_name("events", events[0].timestamp)
-    es.indices.create(index=day, mappings=_old_mapping(conflict=True), settings={"number_of_shards": 1, "number_of_replicas": 0})
-    try:
+    with _older_index(es_url, unique, events[0].timestamp, conflict=True):
         with caplog.at_level(logging.WARNING, logger="pipeline.store.elastic"):
             store = ElasticStore(es_url, prefix=unique)
         try:
             assert any("segment_count" in r.getMessage() and "reindexed" in r.getMessage() for r in caplog.records), caplog.text
             assert store.search("events", Query(size=1)).total == 0  # open and answering
         finally:
-            store.drop()  # type: ignore[attr-defined]
+            store.drop()  # type: ignore[attr-defined]  (its indices and templates)
             store.close()
-    finally:
-        es.indices.delete(index=day, ignore_unavailable=True)
-        es.close()

@@ -20,8 +20,9 @@ import os
 import queue
 import resource
 import signal
+import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from pipeline.settings import Settings
 BATCH = 2000  # records per message: a pipe hop costs ~20 µs, a record ~50 µs to decode
 QUEUE_DEPTH = 8  # batches in flight
 _POLL = 0.5  # seconds between liveness checks while waiting
+PROGRESS_EVERY = 0.25  # seconds between progress messages
 AUTO_MIN_BYTES = 16 << 20  # "auto": captures smaller than this decode in the caller (a process costs ~0.3 s to start)
 
 Record = tuple[bytes | None, bytes]  # (key, encoded event)
@@ -67,12 +69,14 @@ class DecodedRecords:
 
     def __init__(self, paths: Sequence[str | Path], settings: Settings, summary: Any, *, progress: bool = False,
                  ports: Mapping[str, Sequence[int]] | None = None, engine: str = "native",
-                 remap: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 remap: Mapping[str, Mapping[str, str]] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
         self.summary = summary
+        self.on_progress = on_progress  # (bytes read, size) of the capture being decoded, a few times a second
         self.cpu_seconds = 0.0  # the decode process's own CPU time, known at its end
         self.pid: int | None = None
         self._args = ([str(p) for p in paths], settings, progress, dict(ports or {}), engine,
-                      {k: dict(v) for k, v in (remap or {}).items()})
+                      {k: dict(v) for k, v in (remap or {}).items()}, on_progress is not None)
 
     def __iter__(self) -> Iterator[tuple[str | None, list[Record]]]:
         """(sha256 of the capture the batch comes from, its records), batch by batch."""
@@ -90,6 +94,9 @@ class DecodedRecords:
                 kind = msg[0]
                 if kind == "batch":
                     yield msg[1], msg[2]
+                elif kind == "progress":
+                    if self.on_progress is not None:
+                        self.on_progress(msg[1], msg[2])
                 elif kind == "file":
                     self.summary.files.append(msg[1])
                 elif kind == "end":
@@ -136,14 +143,14 @@ def _receive(out: Any, proc: Any) -> tuple[Any, ...]:
 
 
 def _main(paths: list[str], settings: Settings, progress: bool, ports: dict[str, Any], engine: str,
-          remap: dict[str, dict[str, str]], out: Any) -> None:
+          remap: dict[str, dict[str, str]], report_progress: bool, out: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides when to stop, and stops this process ...
     signal.signal(signal.SIGTERM, _stop)  # ... with SIGTERM: exit through the normal path, so what was
     try:  # created here (a progress bar's lock is a named semaphore) is released, not reported as leaked
         from .jobs import fewer_collections
 
         with fewer_collections():
-            _decode(paths, settings, progress, ports, engine, remap, out)
+            _decode(paths, settings, progress, ports, engine, remap, report_progress, out)
     except _Stopped:
         out.cancel_join_thread()  # nobody reads what is still buffered
     except BaseException as e:  # noqa: BLE001 - reported to the caller, which raises it
@@ -160,7 +167,7 @@ def _stop(_signum: int, _frame: Any) -> None:
 
 
 def _decode(paths: list[str], settings: Settings, progress: bool, ports: dict[str, Any], engine: str,
-            remap: dict[str, dict[str, str]], out: Any) -> None:
+            remap: dict[str, dict[str, str]], report_progress: bool, out: Any) -> None:
     from pipeline import schema
     from pipeline.keys import asset_key
 
@@ -171,7 +178,16 @@ def _decode(paths: list[str], settings: Settings, progress: bool, ports: dict[st
     batch: list[Record] = []
     sha: str | None = None
     sent_rows = 0
-    for ev in decode_files(paths, settings, summary, progress=progress, ports=ports or None, engine=engine, remap=remap or None):
+    last = [0.0]
+
+    def on_progress(done: int, total: int) -> None:  # a few times a second, and at the end of each capture
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY or done >= total:
+            last[0] = now
+            put(("progress", done, total))
+
+    for ev in decode_files(paths, settings, summary, progress=progress, ports=ports or None, engine=engine, remap=remap or None,
+                           on_progress=on_progress if report_progress else None):
         if len(summary.files) != sent_rows:  # a new capture began: its row goes ahead of its records
             if batch:
                 put(("batch", sha, batch))

@@ -10,7 +10,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -214,12 +214,15 @@ def decode_files(
     engine: str = "native",
     remap: Mapping[str, Mapping[str, str]] | None = None,
     workers: int = 1,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[Event]:
     """Every event of every capture, in order, with per-file counts and warnings in `summary`.
 
     `engine`: "native" (our decoders, the default) or "tshark" (sensors.tshark_engine: any protocol tshark dissects).
     `remap`: capture path -> IPv4 /16 prefixes its addresses move to (native engine; see sensors.engine.Sensor).
-    `workers` > 1: the native engine in that many processes (sensors.parallel), the same events in the same order."""
+    `workers` > 1: the native engine in that many processes (sensors.parallel), the same events in the same order.
+    `on_progress(bytes read, size)`: per capture, beside the progress bar. A capture that cannot be
+    read (a SensorError) is a warning, and its row's `error`."""
     from sensors.engine import DecodeReport
     from sensors.exceptions import SensorError
 
@@ -232,20 +235,22 @@ def decode_files(
         size = path.stat().st_size if path.exists() else 0
         with _progress(size, path.name, progress) as bar:
 
-            def on_progress(done: int, _total: int) -> None:
+            def each_step(done: int, total: int) -> None:
                 bar.update(done - bar.n)
+                if on_progress is not None:
+                    on_progress(done, total)
 
             try:
                 if engine == "tshark":
                     from sensors.tshark_engine import decode_file_tshark
 
                     events = decode_file_tshark(path, organization_id=settings.organization_id, observer_id=settings.observer_id,
-                                                on_progress=on_progress, report=report)
+                                                on_progress=each_step, report=report)
                 else:
                     from sensors.parallel import decode_parallel  # workers <= 1: decode_file itself
 
                     events = decode_parallel(path, workers, registry=reg, organization_id=settings.organization_id,
-                                             observer_id=settings.observer_id, on_progress=on_progress, report=report,
+                                             observer_id=settings.observer_id, on_progress=each_step, report=report,
                                              remap=(remap or {}).get(str(path)))
                 for ev in events:
                     counts["events"] += 1
@@ -253,6 +258,7 @@ def decode_files(
                     yield ev
             except SensorError as e:
                 summary.warnings.append(str(e))
+                counts["error"] = str(e)
                 continue
             finally:
                 counts["packets"] = report.packets
@@ -398,8 +404,12 @@ def replay(
     engine: str = "native",
     anomaly: Any = None,
     remap: Mapping[str, Mapping[str, str]] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Summary:
     """Captures → events topic → detection → alerts topic → store and files. Returns the summary.
+
+    `on_progress(bytes read, size)` follows the decoding of each capture on the embedded bus (the web
+    console's progress bar); `progress` is the terminal's.
 
     `anomaly` (a `detection.anomaly.AnomalyEngine`) runs beside the rules on the embedded bus.
 
@@ -416,7 +426,7 @@ def replay(
                             ports=ports, workers=workers, engine=engine)
     with fewer_collections():
         return _replay_embedded(paths, settings, out=out, events_out=events_out, store=store, progress=progress, bus=bus,
-                                ports=ports, engine=engine, anomaly=anomaly, remap=remap)
+                                ports=ports, engine=engine, anomaly=anomaly, remap=remap, on_progress=on_progress)
 
 
 @contextlib.contextmanager
@@ -437,14 +447,15 @@ def fewer_collections(gen0: int = GC_GEN0) -> Iterator[None]:
 def _replay_embedded(paths: Sequence[str | Path], settings: Settings, *, out: IO[bytes] | None,
                      events_out: IO[bytes] | None, store: Store | None, progress: bool, bus: Bus | None,
                      ports: Mapping[str, Sequence[int]] | None, engine: str, anomaly: Any,
-                     remap: Mapping[str, Mapping[str, str]] | None) -> Summary:
+                     remap: Mapping[str, Mapping[str, str]] | None,
+                     on_progress: Callable[[int, int], None] | None) -> Summary:
     summary = Summary()
     wiring = Wiring(settings, summary, out=out, events_out=events_out, store=store, bus=bus,
                     extra=[anomaly] if anomaly is not None else ())
     if decode_process.wanted(settings.replay_decode_process, paths, engine):
         # Decoding on a core of its own; this process detects and stores (console/decode_process.py).
         source = decode_process.DecodedRecords(paths, settings, summary, progress=progress, ports=ports, engine=engine,
-                                               remap=remap)
+                                               remap=remap, on_progress=on_progress)
         batches = iter(source)  # a generator: close() runs its cleanup
         try:
             for sha, records in batches:
@@ -459,7 +470,8 @@ def _replay_embedded(paths: Sequence[str | Path], settings: Settings, *, out: IO
             raise StoreError(_store_failure(e, total)) from e
         finally:
             batches.close()  # stops the decode process now, on an error or Ctrl-C too
-    events = decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine, remap=remap)
+    events = decode_files(paths, settings, summary, progress=progress, ports=ports, engine=engine, remap=remap,
+                          on_progress=on_progress)
     try:
         for ev in events:
             wiring.put(ev)

@@ -103,3 +103,42 @@ def test_bad_setting_is_refused() -> None:
 
     with pytest.raises(SettingsError, match="replay_decode_process"):
         Settings(replay_decode_process="sometimes")
+
+
+@pytest.mark.parametrize("mode", ["off", "on"])
+def test_progress_reaches_the_end_of_each_capture(mode: str) -> None:
+    paths = [CAPTURES[0], CAPTURES[3]]
+    calls: list[tuple[int, int]] = []
+    replay(paths, Settings(organization_id="dp", replay_decode_process=mode), on_progress=lambda d, t: calls.append((d, t)))
+    sizes = [p.stat().st_size for p in paths]
+    assert calls and calls[-1] == (sizes[1], sizes[1])
+    assert (sizes[0], sizes[0]) in calls  # the first capture finished too
+    assert all(0 <= d <= t for d, t in calls)
+
+
+def test_the_web_consoles_replay_is_the_same_through_the_decode_process(tmp_path: Path, damaged: list[Path],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """console.web.captures.replay_capture (an auditor's upload) decodes large captures in the decode
+    process ("auto"); here every capture counts as large, and the results must not change."""
+    from console.web.captures import replay_capture
+
+    def run(path: Path, tag: str) -> tuple[object, list[tuple[int, int]]]:
+        calls: list[tuple[int, int]] = []
+        store = open_store(f"sqlite:///{tmp_path / (tag + path.name)}.sqlite")
+        try:
+            return replay_capture(path, "ent-a", store, lambda d, t: calls.append((d, t))), calls
+        finally:
+            store.close()
+
+    for path in (CAPTURES[1], *damaged):
+        one, one_calls = run(path, "one")
+        with monkeypatch.context() as m:
+            m.setattr(decode_process, "AUTO_MIN_BYTES", 0)
+            two, two_calls = run(path, "two")
+        assert two == one, path
+        if path.name == "junk.pcap":
+            assert one.error.startswith("capture: not a pcap") and str(path.parent) not in one.error  # type: ignore[attr-defined]
+        else:
+            assert one.events > 0 and not one.error and one_calls[-1] == two_calls[-1]  # type: ignore[attr-defined]
+    cut = run(damaged[0], "cut")[0]
+    assert cut.warnings and all(str(damaged[0].parent) not in w for w in cut.warnings)  # type: ignore[attr-defined]

@@ -288,33 +288,22 @@ class ReplayResult:
 
 
 def replay_capture(path: Path, org: str, store: Any, on_progress: Any) -> ReplayResult:
-    """`qinling replay PATH --org ORG` into the app's store, reporting progress (bytes read / size).
+    """`qinling replay PATH` for organization ORG into the app's store, reporting progress (bytes read / size).
 
-    decode_file is called here, not console.jobs.decode_files, only for its `on_progress` hook; the
-    rest is the command line's own wiring. A capture that fails part-way still flushes what it gave.
+    The command line's own job (console.jobs.replay): a large capture is decoded in a process of its
+    own (setting replay_decode_process). A capture that fails part-way still stores what it gave.
     """
-    from console.jobs import Summary, Wiring, registry
+    from console.jobs import replay
     from pipeline.settings import Settings
-    from sensors.engine import DecodeReport, decode_file
-    from sensors.exceptions import SensorError
 
-    settings = Settings(organization_id=org)
-    summary = Summary()
-    wiring = Wiring(settings, summary, store=store)
-    report = DecodeReport()
-    result = ReplayResult()
-    try:
-        for ev in decode_file(path, registry=registry(), organization_id=org, observer_id=settings.observer_id,
-                              on_progress=on_progress, report=report):
-            result.events += 1
-            wiring.put(ev)
-    except SensorError as e:
-        result.error = _without_path(str(e), path)
-    finally:
-        wiring.finish()
-    result.packets, result.alerts = report.packets, summary.alerts
-    result.warnings = [w.replace(str(path), path.name) for w in report.warnings]
-    return result
+    summary = replay([path], Settings(organization_id=org), store=store, on_progress=on_progress)
+    row = summary.files[0] if summary.files else {}
+    error = row.get("error", "")
+    prefix = f"{path}: "
+    return ReplayResult(packets=row.get("packets", 0), events=row.get("events", 0), alerts=summary.alerts,
+                        warnings=[(w[len(prefix):] if w.startswith(prefix) else w).replace(str(path), path.name)
+                                  for w in summary.warnings if w != error],
+                        error=_without_path(error, path) if error else "")
 
 
 # ---------------------------------------------------------------- app wiring

@@ -56,6 +56,11 @@ def shorten(sc: dict[str, Any], lead_in: float | None, steps: list[str] | None) 
     if lead_in is not None:
         sc["lead_in"] = lead_in
         sc["normal_events"] = [e for e in sc["normal_events"] if e["at"] < lead_in]
+    return select_steps(sc, steps)
+
+
+def select_steps(sc: dict[str, Any], steps: list[str] | None) -> dict[str, Any]:
+    """``sc`` with only the attack steps named in ``steps`` (all when None); an unknown name exits."""
     if steps is not None:
         known = {a["name"] for a in sc["attacks"]}
         unknown = set(steps) - known
@@ -68,7 +73,10 @@ def shorten(sc: dict[str, Any], lead_in: float | None, steps: list[str] | None) 
 # ---------------------------------------------------------------- processes
 @dataclass
 class Agent:
-    """One host-agent subprocess and the JSON lines it printed."""
+    """One host-agent subprocess (in the IP plant or a layer-2 testbed) and the JSON lines it printed.
+
+    ``ready`` is set by the record named in ``start_readers``; ``seen_sent`` by every ``sent`` record
+    (a layer-2 publisher's frame went out)."""
 
     name: str
     role: str
@@ -77,6 +85,8 @@ class Agent:
     stderr: list[str] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     ready: threading.Event = field(default_factory=threading.Event)
+    seen_sent: threading.Event = field(default_factory=threading.Event)
+    killed_at: float | None = None
 
     def start_readers(self, ready_event: str | None = None) -> None:
         def out() -> None:
@@ -93,6 +103,8 @@ class Agent:
                 self.events.append(rec)
                 if ready_event and rec.get("event") == ready_event:
                     self.ready.set()
+                elif rec.get("event") == "sent":
+                    self.seen_sent.set()
 
         def err() -> None:
             assert self.proc.stderr is not None

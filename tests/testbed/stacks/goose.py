@@ -376,7 +376,7 @@ class Recorder(l2.Recorder):
     def _start_publisher(self, name: str, spec: dict[str, Any]) -> Agent:
         argv = [sys.executable, "-m", "tests.testbed.stacks.goose", "_publish", "--spec", json.dumps(spec)]
         agent = Agent(name, spec["host"], self._popen(spec["host"], argv))
-        agent.start_readers()
+        agent.start_readers(ready_event="ready")
         self.publishers[name] = agent
         if not agent.ready.wait(10.0):
             raise RuntimeError(f"publisher {name} did not start: {agent.stderr[-10:]}")
@@ -410,7 +410,7 @@ class Recorder(l2.Recorder):
                     **{k: a[k] for k in ("st", "sq", "set", "frames", "t1", "tal_ms") if k in a}}
             argv = [sys.executable, "-m", "tests.testbed.stacks.goose", "_attack", "--spec", json.dumps(spec)]
             agent = Agent(a["name"], a.get("host", "atk"), self._popen(a.get("host", "atk"), argv))
-            agent.start_readers()
+            agent.start_readers(ready_event="ready")
             self._run_step(a["name"], agent)
         elif op == "start":
             spec = self._publisher_spec(dict(a["publisher"], step=a["name"]), 90 + len(self.publishers))

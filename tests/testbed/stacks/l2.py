@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..capture import Tcpdump
+from ..runner import Agent, select_steps
 from ..plant import _kill_ns_pids, _pid_alive, _run, add_netns, delete_netns
 from ..plant import netns_available
 
@@ -97,64 +98,7 @@ class Net:
         delete_netns(self.created, "layer-2 testbed")
 
 
-# ------------------------------------------------------------------------------------------ agents
-@dataclass
-class Agent:
-    """One process in a host's namespace and the JSON lines it printed (``ready`` and ``sent`` events signalled)."""
-
-    name: str
-    role: str
-    proc: subprocess.Popen[str]
-    events: list[dict[str, Any]] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-    ready: threading.Event = field(default_factory=threading.Event)
-    seen_sent: threading.Event = field(default_factory=threading.Event)
-    killed_at: float | None = None
-
-    def start_readers(self) -> None:
-        def out() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    self.stderr.append(line.rstrip())
-                    continue
-                self.events.append(rec)
-                if rec.get("event") == "ready":
-                    self.ready.set()
-                elif rec.get("event") == "sent":
-                    self.seen_sent.set()
-
-        def err() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.stderr.append(line.rstrip())
-
-        for fn in (out, err):
-            threading.Thread(target=fn, daemon=True).start()
-
-    def stop(self, timeout: float = 3.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 # ------------------------------------------------------------------------------------------ recorder
-def select_steps(sc: dict[str, Any], steps: list[str] | None) -> dict[str, Any]:
-    """``sc`` with only the attack steps named in ``steps`` (all when None); an unknown name exits."""
-    if steps is not None:
-        known = {a["name"] for a in sc["attacks"]}
-        if set(steps) - known:
-            raise SystemExit(f"unknown step(s) {sorted(set(steps) - known)}; known: {sorted(known)}")
-        sc["attacks"] = [a for a in sc["attacks"] if a["name"] in steps]
-    return sc
-
-
 class Recorder:
     """A layer-2 recorder's plumbing: the pcap, tcpdump on the bridge, agents started in the hosts' namespaces
     (``_popen``), the clock (``t0``, ``_wait_until``) and the teardown that always runs (``_teardown``)."""
@@ -199,7 +143,7 @@ class Recorder:
             agent.proc.wait(timeout=20.0)
         except subprocess.TimeoutExpired:
             self.log(f"step {name} did not finish in 20 s; stopping it")
-        agent.stop()
+        agent.stop(timeout=3.0)
         if drain:
             time.sleep(drain)
         if agent.proc.returncode != 0:
@@ -213,7 +157,7 @@ class Recorder:
         saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         try:
             for agent in agents:
-                agent.stop()
+                agent.stop(timeout=3.0)
             self.capture.stop()
             self.net.down()
         finally:
@@ -248,7 +192,7 @@ class Recorder:
     def _finish(self) -> None:
         """Stop the routine agents; half a second for their last frames; the end time."""
         for agent in self.agents.values():
-            agent.stop()
+            agent.stop(timeout=3.0)
         time.sleep(0.5)
         self.t_end = time.time()
 

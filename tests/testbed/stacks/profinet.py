@@ -360,7 +360,7 @@ class Recorder(l2.Recorder):
     def _agent(self, name: str, role: str, mode: str, spec: dict[str, Any]) -> Agent:
         argv = [sys.executable, "-m", "tests.testbed.stacks.profinet", mode, "--spec", json.dumps(spec)]
         agent = Agent(name, role, self._popen(role, argv))
-        agent.start_readers()
+        agent.start_readers(ready_event="ready")
         return agent
 
     def _attack(self, a: dict[str, Any]) -> None:

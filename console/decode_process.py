@@ -50,7 +50,7 @@ def wanted(mode: str, paths: Sequence[str | Path], engine: str) -> bool:
         return False
     if mode == "on":
         return True
-    if (os.cpu_count() or 1) < 2 or len(os.sched_getaffinity(0)) < 2:
+    if len(os.sched_getaffinity(0)) < 2:  # the CPUs this process may run on
         return False
     total = 0
     for p in paths:

@@ -457,10 +457,10 @@ def _replay_embedded(paths: Sequence[str | Path], settings: Settings, *, out: IO
         source = decode_process.DecodedRecords(paths, settings, summary, progress=progress, ports=ports, engine=engine,
                                                remap=remap, on_progress=on_progress)
         batches = iter(source)  # a generator: close() runs its cleanup
+        put = wiring.put_record
         try:
             for sha, records in batches:
                 wiring.note_capture(sha)
-                put = wiring.put_record
                 for key, value in records:
                     put(value, key)
             summary.decode_process_cpu = source.cpu_seconds
